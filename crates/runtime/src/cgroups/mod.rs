@@ -1,0 +1,1 @@
+//! Control groups: one manager interface, one implementation per host layout.
