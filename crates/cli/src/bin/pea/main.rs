@@ -1,1 +1,58 @@
-fn main() {}
+//! `pea`: peapod's OCI runtime, a drop-in for runc's command line.
+
+mod args;
+mod commands;
+mod features;
+mod logging;
+mod tty;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match args::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // One line: clap's first line names the bad flag or value.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!(
+                "pea: {}; see `pea --help`",
+                first.trim_start_matches("error: ")
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let _guard = logging::init(&cli);
+    let logs_to_file = cli.log.is_some();
+    match commands::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let msg = one_line(&e);
+            if logs_to_file {
+                tracing::error!("{msg}");
+            }
+            eprintln!("pea: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The error and its causes on one line, skipping causes the message already shows.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg.replace('\n', " ")
+}

@@ -1,0 +1,31 @@
+//! `pea features`: what this runtime supports, in runtime-spec features.md's shape.
+
+use serde_json::{Value, json};
+
+pub fn features() -> Value {
+    let caps: Vec<String> = caps::all()
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": pea_runtime::state::OCI_VERSION,
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": pea_runtime::rootfs::options::known_options(),
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": caps,
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
+            "seccomp": {"enabled": false},
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false},
+            "mountExtensions": {"idmap": {"enabled": false}}
+        },
+        "annotations": {
+            "org.opencontainers.runtime-spec.features.pea.version": env!("CARGO_PKG_VERSION")
+        }
+    })
+}

@@ -1,0 +1,62 @@
+//! `delete`: remove a stopped container's cgroup and state (killing it first
+//! with --force), then run poststop hooks.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::{ContainerError, Runtime, cgroup_of, oci_state, status_of};
+use crate::hooks;
+use crate::process::wait::{is_same_process, try_wait_pid};
+use crate::state::{StateDir, Status};
+
+impl Runtime {
+    pub fn delete(&self, id: &str, force: bool) -> Result<(), ContainerError> {
+        let dir = StateDir::open(&self.root, id)?;
+        let Some(record) = dir.load()? else {
+            // create died before writing anything: only the directory is left.
+            dir.remove()?;
+            return Ok(());
+        };
+        let status = status_of(&record, dir.path());
+        if status != Status::Stopped {
+            if !force {
+                return Err(ContainerError::WrongState {
+                    id: id.into(),
+                    status,
+                    what: "stop it first or use delete --force",
+                });
+            }
+            let cg = cgroup_of(&record).ok().flatten();
+            if let Some(cg) = &cg {
+                // Thaw so SIGKILL is acted on.
+                let _ = cg.freeze(crate::cgroups::FreezerState::Thawed);
+            }
+            if is_same_process(record.pid, record.pid_start_time) {
+                let _ = kill(Pid::from_raw(record.pid), Signal::SIGKILL);
+            }
+            wait_gone(record.pid, record.pid_start_time);
+        }
+        if let Some(cg) = cgroup_of(&record).ok().flatten() {
+            cg.destroy()?;
+        }
+        let state = oci_state(&record, Status::Stopped);
+        let poststop = record.poststop.clone();
+        dir.remove()?;
+        if let Err(e) = hooks::run("poststop", &poststop, &state) {
+            // runtime-spec: a failing poststop hook is a warning only.
+            tracing::warn!(container = id, "{e}");
+        }
+        Ok(())
+    }
+}
+
+/// Waits (bounded) for a killed init to disappear, reaping it if it is ours.
+fn wait_gone(pid: i32, start: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while is_same_process(pid, start) && Instant::now() < deadline {
+        let _ = try_wait_pid(pid);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

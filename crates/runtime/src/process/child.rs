@@ -1,0 +1,458 @@
+//! The forked side: enter namespaces, become the container's process.
+//!
+//! Runs in a child of `spawn`; reports failures over the channel as one line
+//! and exits. See the module docs of `process` for why allocation is safe here.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
+
+use nix::sched::{CloneFlags, setns, unshare};
+use nix::sys::socket::accept;
+use nix::unistd::{ForkResult, Gid, Uid, fork, getpid, setresgid, setresuid};
+
+use super::channel::{Channel, ChannelError, ToChild, ToParent};
+use super::plan::{InitSetup, Plan, ProcessSpec};
+use crate::capabilities::CapabilityError;
+use crate::console::{self, ConsoleError};
+use crate::hooks::{self, HookError};
+use crate::namespaces::Kind;
+use crate::rootfs::{self, RootfsError};
+use crate::user::{self, UserError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChildError {
+    #[error("{step}: {source}")]
+    Sys { step: String, source: nix::Error },
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error(transparent)]
+    Capability(#[from] CapabilityError),
+    #[error(transparent)]
+    Console(#[from] ConsoleError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    #[error("process.cwd {0}: {1}")]
+    Cwd(PathBuf, nix::Error),
+    #[error("exec {0:?}: executable file not found in $PATH (or not executable)")]
+    NotFound(String),
+    #[error("exec {path}: {source}")]
+    Exec { path: String, source: nix::Error },
+    #[error("linux.sysctl {key}: {source}")]
+    Sysctl { key: String, source: std::io::Error },
+}
+
+fn sys(step: impl Into<String>) -> impl FnOnce(nix::Error) -> ChildError {
+    let step = step.into();
+    move |source| ChildError::Sys { step, source }
+}
+
+/// Entry point of the forked child. Never returns.
+pub fn run(plan: Plan, chan: Channel) -> ! {
+    let mut keep = plan.own_fds();
+    keep.push(chan.raw());
+    close_inherited(&keep, plan.process.extra_fds);
+    let err = match enter(plan, &chan) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = chan.send(&ToParent::Failed {
+        error: err.to_string(),
+    });
+    // SAFETY: _exit ends the process without running the parent's atexit
+    // handlers or flushing its stdio buffers, which belong to the parent.
+    unsafe { libc::_exit(1) }
+}
+
+enum Never {}
+
+fn enter(mut plan: Plan, chan: &Channel) -> Result<Never, ChildError> {
+    reset_signals();
+    let ns = &plan.namespaces;
+    // A killed runtime must not leave a half-made container behind.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+
+    for j in ns.join.iter().filter(|j| j.kind == Kind::User) {
+        setns(j.fd.as_fd(), CloneFlags::CLONE_NEWUSER).map_err(sys("join user namespace"))?;
+    }
+    if ns.creates(Kind::User) {
+        unshare(CloneFlags::CLONE_NEWUSER).map_err(sys("new user namespace"))?;
+        chan.send(&ToParent::MapRequest {
+            pid: getpid().as_raw(),
+        })?;
+        match chan.expect::<ToChild>("uid/gid maps")? {
+            ToChild::MapsWritten => {}
+            other => return Err(unexpected("MapsWritten", other)),
+        }
+    }
+    if ns.has(Kind::User) {
+        // Become root of the namespace (the mapped uid on the host).
+        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+            .map_err(sys("setresgid in user namespace"))?;
+        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+            .map_err(sys("setresuid in user namespace"))?;
+    }
+    for j in &ns.join {
+        if matches!(j.kind, Kind::User | Kind::Pid | Kind::Time | Kind::Cgroup) {
+            continue;
+        }
+        setns(j.fd.as_fd(), j.kind.flag()).map_err(sys(format!("join {} namespace", j.kind)))?;
+    }
+    let mut flags = CloneFlags::empty();
+    for k in &ns.new {
+        if !matches!(k, Kind::User | Kind::Pid | Kind::Time | Kind::Cgroup) {
+            flags |= k.flag();
+        }
+    }
+    if !flags.is_empty() {
+        unshare(flags).map_err(sys("new namespaces"))?;
+    }
+    if ns.needs_second_fork() {
+        let mut later = CloneFlags::empty();
+        for k in [Kind::Pid, Kind::Time] {
+            if ns.creates(k) {
+                later |= k.flag();
+            }
+        }
+        if !later.is_empty() {
+            unshare(later).map_err(sys("new pid/time namespace"))?;
+        }
+        for j in ns
+            .join
+            .iter()
+            .filter(|j| matches!(j.kind, Kind::Pid | Kind::Time))
+        {
+            setns(j.fd.as_fd(), j.kind.flag())
+                .map_err(sys(format!("join {} namespace", j.kind)))?;
+        }
+        if ns.creates(Kind::Time) && !plan.time_offsets.is_empty() {
+            std::fs::write("/proc/self/timens_offsets", &plan.time_offsets).map_err(|e| {
+                ChildError::Sys {
+                    step: "write linux.timeOffsets".into(),
+                    source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EINVAL)),
+                }
+            })?;
+        }
+        // SAFETY: this process is single-threaded (a fork child), so fork is sound.
+        match unsafe { fork() }.map_err(sys("fork container process"))? {
+            ForkResult::Parent { child } => {
+                chan.send(&ToParent::InitPid {
+                    pid: child.as_raw(),
+                })?;
+                // SAFETY: see `run`.
+                unsafe { libc::_exit(0) }
+            }
+            ForkResult::Child => {}
+        }
+    } else {
+        chan.send(&ToParent::InitPid {
+            pid: getpid().as_raw(),
+        })?;
+    }
+    become_process(&mut plan, chan)
+}
+
+/// Closes every descriptor above stdio that is neither passed on
+/// (3..3+extra) nor one of `keep`.
+fn close_inherited(keep: &[std::os::fd::RawFd], extra: i32) {
+    let first = 3 + extra.max(0);
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let open: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in open {
+        if fd >= first && !keep.contains(&fd) {
+            // SAFETY: closing a descriptor this process no longer uses; the
+            // directory stream's own descriptor is already closed.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// The container starts with default dispositions and nothing blocked,
+/// whatever the runtime's caller had (Rust ignores SIGPIPE, for one).
+fn reset_signals() {
+    use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
+    for sig in Signal::iterator() {
+        if !matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            // SAFETY: installing SIG_DFL runs no handler code.
+            let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+        }
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
+
+fn unexpected(expected: &'static str, got: ToChild) -> ChildError {
+    ChildError::Channel(ChannelError::Unexpected {
+        expected,
+        got: format!("{got:?}"),
+    })
+}
+
+/// From here on this is the process that will exec the user's program.
+fn become_process(plan: &mut Plan, chan: &Channel) -> Result<Never, ChildError> {
+    match chan.expect::<ToChild>("cgroup placement")? {
+        ToChild::CgroupJoined => {}
+        other => return Err(unexpected("CgroupJoined", other)),
+    }
+    let ns = &plan.namespaces;
+    if ns.creates(Kind::Cgroup) {
+        unshare(CloneFlags::CLONE_NEWCGROUP).map_err(sys("new cgroup namespace"))?;
+    }
+    for j in ns.join.iter().filter(|j| j.kind == Kind::Cgroup) {
+        setns(j.fd.as_fd(), CloneFlags::CLONE_NEWCGROUP).map_err(sys("join cgroup namespace"))?;
+    }
+    if let Some(adj) = plan.process.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
+            ChildError::Sys {
+                step: format!("process.oomScoreAdj {adj} (lowering it needs CAP_SYS_RESOURCE)"),
+                source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EPERM)),
+            }
+        })?;
+    }
+    let in_userns = ns.has(Kind::User);
+    if let Some(init) = &plan.init {
+        chan.send(&ToParent::RuntimeReady)?;
+        match chan.expect::<ToChild>("prestart/createRuntime hooks")? {
+            ToChild::HooksDone => {}
+            other => return Err(unexpected("HooksDone", other)),
+        }
+        setup_init(init)?;
+    }
+    let proc_ = &plan.process;
+    user::set_rlimits(&proc_.rlimits)?;
+    if proc_.terminal {
+        let pty = console::open_pty(proc_.console_size)?;
+        if let Some(sock) = &plan.console_socket {
+            console::send_master(sock, &pty.master, &pty.name)?;
+        }
+        console::become_console(&pty.slave)?;
+    }
+    plan.console_socket = None;
+    let exe = resolve_executable(proc_)?;
+    switch_user(proc_, in_userns)?;
+    enter_cwd(&proc_.cwd)?;
+    let args = proc_.c_args();
+    let env = environment(proc_);
+    match &plan.init {
+        Some(init) => {
+            chan.send(&ToParent::Ready)?;
+            wait_for_start_and_exec(init, &exe, &args, &env, proc_.extra_fds)
+        }
+        None => {
+            chan.send(&ToParent::Ready)?;
+            let e = exec(&exe, &args, &env, proc_.extra_fds);
+            Err(e)
+        }
+    }
+}
+
+fn setup_init(init: &InitSetup) -> Result<(), ChildError> {
+    if let Some(name) = &init.keyring {
+        join_session_keyring(name);
+    }
+    rootfs::prepare(&init.rootfs)?;
+    hooks::run(
+        "createContainer",
+        &init.create_container_hooks,
+        &init.state_json,
+    )?;
+    rootfs::enter(&init.rootfs)?;
+    if let Some(h) = &init.hostname {
+        nix::unistd::sethostname(h).map_err(sys(format!("hostname {h:?}")))?;
+    }
+    if let Some(d) = &init.domainname {
+        let c = CString::new(d.as_str()).unwrap_or_default();
+        // SAFETY: setdomainname reads `len` bytes of a valid C string.
+        let rc = unsafe { libc::setdomainname(c.as_ptr(), d.len()) };
+        nix::errno::Errno::result(rc).map_err(sys(format!("domainname {d:?}")))?;
+    }
+    for (key, value) in &init.sysctl {
+        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&path, value).map_err(|source| ChildError::Sysctl {
+            key: key.clone(),
+            source,
+        })?;
+    }
+    rootfs::protect(&init.rootfs)?;
+    Ok(())
+}
+
+/// A new session keyring so the container does not see the runtime's keys.
+fn join_session_keyring(name: &str) {
+    let c = CString::new(name).unwrap_or_default();
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: keyctl reads a valid C string; failure (no keyring support) is not fatal.
+    unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, c.as_ptr()) };
+}
+
+fn switch_user(p: &ProcessSpec, in_userns: bool) -> Result<(), ChildError> {
+    if let Some(caps) = &p.caps {
+        caps.apply_bounding()?;
+    }
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1) };
+    let setgroups_ok = !in_userns
+        || std::fs::read_to_string("/proc/self/setgroups")
+            .map(|s| s.trim() == "allow")
+            .unwrap_or(true);
+    p.identity.switch(setgroups_ok)?;
+    // SAFETY: as above.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0) };
+    if let Some(caps) = &p.caps {
+        caps.apply_rest()?;
+    }
+    if p.no_new_privileges {
+        // SAFETY: as above.
+        let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+        nix::errno::Errno::result(rc).map_err(sys("no_new_privs"))?;
+    }
+    Ok(())
+}
+
+fn enter_cwd(cwd: &Path) -> Result<(), ChildError> {
+    nix::unistd::chdir(cwd).map_err(|e| ChildError::Cwd(cwd.to_path_buf(), e))?;
+    // A directory reached through a leaked descriptor would show as unreachable
+    // (CVE-2024-21626): refuse to start there.
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => Ok(()),
+        Ok(_) | Err(_) => Err(ChildError::Cwd(cwd.to_path_buf(), nix::Error::ENOENT)),
+    }
+}
+
+fn env_value<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
+    env.iter()
+        .rev()
+        .find_map(|e| e.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+}
+
+fn environment(p: &ProcessSpec) -> Vec<CString> {
+    let mut env: Vec<String> = p.env.clone();
+    if env_value(&env, "HOME").is_none() {
+        env.push(format!("HOME={}", home_of(p.identity.uid)));
+    }
+    env.into_iter()
+        .filter_map(|e| CString::new(e).ok())
+        .collect()
+}
+
+/// The home directory of `uid` from the container's /etc/passwd, else "/".
+fn home_of(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+            })
+        })
+        .unwrap_or_else(|| "/".into())
+}
+
+fn is_executable(path: &Path) -> bool {
+    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok()
+        && std::fs::metadata(path)
+            .map(|m| m.is_file())
+            .unwrap_or(false)
+}
+
+/// The program to exec, found through the process's PATH like execvp would.
+fn resolve_executable(p: &ProcessSpec) -> Result<CString, ChildError> {
+    let name = p.args.first().cloned().unwrap_or_default();
+    let found = if name.contains('/') {
+        let path = if Path::new(&name).is_absolute() {
+            PathBuf::from(&name)
+        } else {
+            p.cwd.join(&name)
+        };
+        is_executable(&path).then_some(path)
+    } else {
+        let path_var = env_value(&p.env, "PATH")
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        path_var
+            .split(':')
+            .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(&name))
+            .find(|c| is_executable(c))
+    };
+    let found = found.ok_or_else(|| ChildError::NotFound(name.clone()))?;
+    CString::new(found.into_os_string().into_encoded_bytes())
+        .map_err(|_| ChildError::NotFound(name))
+}
+
+/// Marks every descriptor above the passed ones close-on-exec, then execs.
+fn exec(exe: &CString, args: &[CString], env: &[CString], extra_fds: i32) -> ChildError {
+    let first = 3 + extra_fds.max(0) as u32;
+    // SAFETY: close_range with CLOEXEC only flags descriptors; no memory involved.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    for fd in 3..first as i32 {
+        // The passed descriptors must survive exec.
+        let _ = nix::fcntl::fcntl(
+            // SAFETY: fd is one of the caller's preserved descriptors.
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        );
+    }
+    match nix::unistd::execve(exe, args, env) {
+        Ok(never) => match never {},
+        Err(source) => ChildError::Exec {
+            path: exe.to_string_lossy().into_owned(),
+            source,
+        },
+    }
+}
+
+/// Blocks until `start` connects, runs startContainer hooks, execs.
+fn wait_for_start_and_exec(
+    init: &InitSetup,
+    exe: &CString,
+    args: &[CString],
+    env: &[CString],
+    extra_fds: i32,
+) -> Result<Never, ChildError> {
+    // SAFETY: prctl with integer arguments; from here the runtime is gone and
+    // the init lives on its own until start.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0) };
+    let conn = loop {
+        match accept(init.start_listener.as_raw_fd()) {
+            Ok(fd) => break fd,
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(sys("wait for start")(e)),
+        }
+    };
+    // SAFETY: accept returned a new descriptor we own.
+    let conn = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(conn) };
+    let _ = nix::fcntl::fcntl(
+        &conn,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    let report = |msg: String| {
+        let _ = nix::unistd::write(&conn, msg.as_bytes());
+    };
+    if let Err(e) = hooks::run(
+        "startContainer",
+        &init.start_container_hooks,
+        &init.state_json,
+    ) {
+        report(e.to_string());
+        // SAFETY: see `run`.
+        unsafe { libc::_exit(1) }
+    }
+    let e = exec(exe, args, env, extra_fds);
+    report(e.to_string());
+    // SAFETY: see `run`.
+    unsafe { libc::_exit(127) }
+}
