@@ -85,15 +85,11 @@ pub struct OciState {
     pub oci_version: String,
     pub id: String,
     pub status: Status,
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default)]
     pub pid: i32,
     pub bundle: PathBuf,
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub annotations: HashMap<String, String>,
-}
-
-fn is_zero(pid: &i32) -> bool {
-    *pid == 0
 }
 
 /// What the runtime records about a container between invocations.

@@ -21,7 +21,8 @@ impl Runtime {
         };
         let status = status_of(&record, dir.path());
         if status != Status::Stopped {
-            if !force {
+            // A created container never ran user code: delete may kill it (as runc).
+            if !force && status != Status::Created {
                 return Err(ContainerError::WrongState {
                     id: id.into(),
                     status,

@@ -426,15 +426,20 @@ fn wait_for_start_and_exec(
     // SAFETY: prctl with integer arguments; from here the runtime is gone and
     // the init lives on its own until start.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0) };
+    // Only a connection that says "start" starts the container.
     let conn = loop {
-        match accept(init.start_listener.as_raw_fd()) {
-            Ok(fd) => break fd,
+        let fd = match accept(init.start_listener.as_raw_fd()) {
+            Ok(fd) => fd,
             Err(nix::Error::EINTR) => continue,
             Err(e) => return Err(sys("wait for start")(e)),
+        };
+        // SAFETY: accept returned a new descriptor we own.
+        let conn = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let mut byte = [0u8; 1];
+        if matches!(nix::unistd::read(&conn, &mut byte), Ok(1)) && byte[0] == b's' {
+            break conn;
         }
     };
-    // SAFETY: accept returned a new descriptor we own.
-    let conn = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(conn) };
     let _ = nix::fcntl::fcntl(
         &conn,
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),

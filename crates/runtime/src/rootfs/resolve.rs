@@ -51,6 +51,8 @@ pub fn open_in_root(
 }
 
 /// Opens `path` inside `root`, creating it (and missing parents) when absent.
+/// A dangling symlink on the way is followed the way the kernel would inside
+/// `root`, and its target is created there (never outside).
 pub fn ensure_in_root(
     root: BorrowedFd<'_>,
     path: &Path,
@@ -61,21 +63,40 @@ pub fn ensure_in_root(
         path: path.to_path_buf(),
         source,
     };
-    match open_in_root(root, path, extra) {
-        Ok(fd) => return Ok(fd),
-        Err(Errno::ENOENT) => {}
-        Err(e) => return Err(err(e)),
+    let mut want = relative(path);
+    // Bounded like the kernel's symlink limit.
+    for _ in 0..40 {
+        match open_in_root(root, &want, extra) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(err(e)),
+        }
+        match create_missing(root, &want, kind, extra).map_err(err)? {
+            None => return open_in_root(root, &want, extra).map_err(err),
+            Some(redirected) => want = redirected,
+        }
     }
-    let rel = relative(path);
+    Err(err(Errno::ELOOP))
+}
+
+/// Creates the missing components of `rel`. Returns the path to retry when a
+/// component turned out to be a dangling symlink.
+fn create_missing(
+    root: BorrowedFd<'_>,
+    rel: &Path,
+    kind: TargetKind,
+    extra: ResolveFlag,
+) -> Result<Option<PathBuf>, Errno> {
     let comps: Vec<_> = rel.components().collect();
     let mut prefix = PathBuf::new();
     for (i, comp) in comps.iter().enumerate() {
-        let parent = open_in_root(root, &prefix, extra).map_err(err)?;
+        let parent = open_in_root(root, &prefix, extra)?;
+        let parent_path = prefix.clone();
         prefix.push(comp);
         match open_in_root(root, &prefix, extra) {
             Ok(_) => continue,
             Err(Errno::ENOENT) => {}
-            Err(e) => return Err(err(e)),
+            Err(e) => return Err(e),
         }
         let last = i + 1 == comps.len();
         let name = comp.as_os_str();
@@ -96,12 +117,27 @@ pub fn ensure_in_root(
         };
         match made {
             Ok(()) => {}
-            // A dangling symlink: the name exists but leads nowhere inside root.
-            Err(Errno::EEXIST) => return Err(err(Errno::ENOENT)),
-            Err(e) => return Err(err(e)),
+            Err(Errno::EEXIST) => {
+                if extra.contains(ResolveFlag::RESOLVE_NO_SYMLINKS) {
+                    return Err(Errno::ELOOP);
+                }
+                // A dangling symlink: continue at its target, inside root.
+                let target = nix::fcntl::readlinkat(parent.as_fd(), name)?;
+                let target = Path::new(&target);
+                let mut next = if target.is_absolute() {
+                    relative(target)
+                } else {
+                    parent_path.join(target)
+                };
+                for rest in &comps[i + 1..] {
+                    next.push(rest);
+                }
+                return Ok(Some(next));
+            }
+            Err(e) => return Err(e),
         }
     }
-    open_in_root(root, path, extra).map_err(err)
+    Ok(None)
 }
 
 #[cfg(test)]

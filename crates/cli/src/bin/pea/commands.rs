@@ -35,10 +35,13 @@ pub fn run(cli: Cli) -> Result<u8> {
             rt.kill(&id, sig, all)?;
             Ok(0)
         }
-        Command::Delete { force, id } => {
-            rt.delete(&id, force)?;
-            Ok(0)
-        }
+        Command::Delete { force, id } => match rt.delete(&id, force) {
+            // runc: forcing the delete of a container that is not there succeeds.
+            Err(pea_runtime::ContainerError::State(pea_runtime::state::StateError::NotFound(
+                _,
+            ))) if force => Ok(0),
+            r => r.map(|_| 0).map_err(Into::into),
+        },
         Command::Run(a) => run_container(&rt, &a),
         Command::Exec(a) => exec(&rt, &a),
         Command::List { format, quiet } => list(&rt, format, quiet),
