@@ -72,18 +72,18 @@ impl Bundle {
             .as_ref()
             .ok_or_else(|| invalid("process is missing: create needs a process to run".into()))?;
         check_process(process).map_err(invalid)?;
-        if let Some(linux) = spec.linux() {
-            if let Some(ns) = linux.namespaces() {
-                let mut seen = Vec::new();
-                for n in ns {
-                    if seen.contains(&n.typ()) {
-                        return Err(invalid(format!(
-                            "linux.namespaces lists {:?} twice",
-                            n.typ()
-                        )));
-                    }
-                    seen.push(n.typ());
+        if let Some(linux) = spec.linux()
+            && let Some(ns) = linux.namespaces()
+        {
+            let mut seen = Vec::new();
+            for n in ns {
+                if seen.contains(&n.typ()) {
+                    return Err(invalid(format!(
+                        "linux.namespaces lists {:?} twice",
+                        n.typ()
+                    )));
                 }
+                seen.push(n.typ());
             }
         }
         Ok(Self { dir, spec, rootfs })
@@ -110,10 +110,10 @@ pub fn check_process(process: &Process) -> Result<(), String> {
             process.cwd()
         ));
     }
-    if let Some(env) = process.env() {
-        if let Some(bad) = env.iter().find(|e| !e.contains('=')) {
-            return Err(format!("process.env entry {bad:?} is not KEY=VALUE"));
-        }
+    if let Some(env) = process.env()
+        && let Some(bad) = env.iter().find(|e| !e.contains('='))
+    {
+        return Err(format!("process.env entry {bad:?} is not KEY=VALUE"));
     }
     Ok(())
 }

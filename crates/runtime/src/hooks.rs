@@ -52,11 +52,11 @@ fn run_one(stage: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookErr
         source,
     };
     let mut cmd = Command::new(&path);
-    if let Some(args) = hook.args() {
-        if let Some((argv0, rest)) = args.split_first() {
-            cmd.arg0(argv0);
-            cmd.args(rest);
-        }
+    if let Some(args) = hook.args()
+        && let Some((argv0, rest)) = args.split_first()
+    {
+        cmd.arg0(argv0);
+        cmd.args(rest);
     }
     cmd.env_clear();
     for kv in hook.env().iter().flatten() {
@@ -80,12 +80,12 @@ fn run_one(stage: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookErr
         match child.try_wait().map_err(spawn_err)? {
             Some(status) => break status,
             None => {
-                if let Some((secs, at)) = deadline {
-                    if Instant::now() >= at {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        return Err(HookError::Timeout { stage, path, secs });
-                    }
+                if let Some((secs, at)) = deadline
+                    && Instant::now() >= at
+                {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(HookError::Timeout { stage, path, secs });
                 }
                 std::thread::sleep(Duration::from_millis(2));
             }

@@ -81,10 +81,10 @@ fn make_rootless(spec: &mut Value, uid: u32, gid: u32) {
     if let Some(mounts) = spec["mounts"].as_array_mut() {
         mounts.retain(|m| m["type"] != "cgroup");
         for m in mounts.iter_mut() {
-            if m["type"] == "devpts" {
-                if let Some(opts) = m["options"].as_array_mut() {
-                    opts.retain(|o| o != "gid=5");
-                }
+            if m["type"] == "devpts"
+                && let Some(opts) = m["options"].as_array_mut()
+            {
+                opts.retain(|o| o != "gid=5");
             }
             if m["type"] == "sysfs" {
                 *m = json!({"destination": "/sys", "type": "none", "source": "/sys",

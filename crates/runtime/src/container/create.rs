@@ -242,15 +242,14 @@ fn build_plan(
     let rootfs_plan = rootfs_plan(bundle, opts, in_userns, cgroup)?;
     let start_listener = start_listener(&dir.start_socket())?;
     let state_json = {
-        let r = crate::state::OciState {
+        crate::state::OciState {
             oci_version: crate::state::OCI_VERSION.into(),
             id: opts.id.clone(),
             status: Status::Creating,
             pid: 0,
             bundle: bundle.dir.clone(),
             annotations: spec.annotations().clone().unwrap_or_default(),
-        };
-        r
+        }
     };
     let sysctl = linux
         .sysctl()

@@ -165,11 +165,9 @@ impl Runtime {
             let rc = unsafe { libc::kill(pid, signal.raw()) };
             nix::errno::Errno::result(rc).map(drop)
         };
-        if all {
-            if let Some(cg) = cgroup_of(&record)? {
-                for pid in cg.pids()? {
-                    let _ = send(pid);
-                }
+        if all && let Some(cg) = cgroup_of(&record)? {
+            for pid in cg.pids()? {
+                let _ = send(pid);
             }
         }
         send(record.pid).map_err(|source| ContainerError::Sys {
@@ -228,10 +226,10 @@ pub(crate) fn status_of(record: &Record, dir: &Path) -> Status {
     if !alive {
         return Status::Stopped;
     }
-    if let Ok(Some(cg)) = cgroup_of(record) {
-        if matches!(cg.freezer_state(), Ok(cgroups::FreezerState::Frozen)) {
-            return Status::Paused;
-        }
+    if let Ok(Some(cg)) = cgroup_of(record)
+        && matches!(cg.freezer_state(), Ok(cgroups::FreezerState::Frozen))
+    {
+        return Status::Paused;
     }
     if dir.join(state::START_SOCKET).exists() {
         Status::Created

@@ -116,11 +116,11 @@ pub fn spawn(
     if pid != Some(first.as_raw()) || result.is_err() {
         let _ = wait::wait_pid(first.as_raw());
     }
-    if let (Err(_), Some(p)) = (&result, pid) {
-        if p != first.as_raw() {
-            // Reap it too when we are its reaper; harmless otherwise.
-            let _ = wait::try_wait_pid(p);
-        }
+    if let (Err(_), Some(p)) = (&result, pid)
+        && p != first.as_raw()
+    {
+        // Reap it too when we are its reaper; harmless otherwise.
+        let _ = wait::try_wait_pid(p);
     }
     result
 }

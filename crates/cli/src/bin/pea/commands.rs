@@ -111,10 +111,7 @@ fn run_container(rt: &Runtime, a: &RunArgs) -> Result<u8> {
         None
     };
     let forward = crate::tty::SignalForwarder::block()?;
-    let pid = match rt.create(&opts) {
-        Ok(pid) => pid,
-        Err(e) => return Err(e.into()),
-    };
+    let pid = rt.create(&opts)?;
     let session = match console {
         Some(c) => match c.accept() {
             Ok(s) => Some(s),

@@ -66,12 +66,12 @@ impl ConsoleServer {
         )
         .context("receive the terminal")?;
         for c in msg.cmsgs().context("receive the terminal")? {
-            if let ControlMessageOwned::ScmRights(fds) = c {
-                if let Some(fd) = fds.first() {
-                    // SAFETY: the kernel installed this descriptor for us.
-                    let master = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(*fd) };
-                    return Terminal::attach(master);
-                }
+            if let ControlMessageOwned::ScmRights(fds) = c
+                && let Some(fd) = fds.first()
+            {
+                // SAFETY: the kernel installed this descriptor for us.
+                let master = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(*fd) };
+                return Terminal::attach(master);
             }
         }
         Err(anyhow!(
@@ -190,22 +190,18 @@ impl SignalForwarder {
                 .get(1)
                 .and_then(|f| f.revents())
                 .is_some_and(|r| !r.is_empty());
-            if pty_ready {
-                if let Some(t) = &terminal {
-                    master_open = copy_out(&t.master);
-                }
+            if pty_ready && let Some(t) = &terminal {
+                master_open = copy_out(&t.master);
             }
-            if sig_ready {
-                if let Ok(Some(info)) = self.fd.read_signal() {
-                    let sig = info.ssi_signo as i32;
-                    if sig == libc::SIGWINCH {
-                        if let Some(t) = &terminal {
-                            t.resize();
-                        }
-                    } else if sig != libc::SIGCHLD {
-                        // SAFETY: kill(2) with a pid and a signal number.
-                        unsafe { libc::kill(pid, sig) };
+            if sig_ready && let Ok(Some(info)) = self.fd.read_signal() {
+                let sig = info.ssi_signo as i32;
+                if sig == libc::SIGWINCH {
+                    if let Some(t) = &terminal {
+                        t.resize();
                     }
+                } else if sig != libc::SIGCHLD {
+                    // SAFETY: kill(2) with a pid and a signal number.
+                    unsafe { libc::kill(pid, sig) };
                 }
             }
         }
