@@ -27,8 +27,10 @@ pub struct CapSets {
     pub ambient: CapsHashSet,
 }
 
-fn convert(list: &Option<oci_spec::runtime::Capabilities>) -> Result<CapsHashSet, CapabilityError> {
-    let supported = caps::runtime::procfs_all_supported(None).unwrap_or_else(|_| caps::all());
+fn convert(
+    list: &Option<oci_spec::runtime::Capabilities>,
+    supported: &CapsHashSet,
+) -> Result<CapsHashSet, CapabilityError> {
     let mut out = CapsHashSet::new();
     for c in list.iter().flatten() {
         // oci-spec's names (CAP_X) are the kernel's; re-parse to the caps crate type.
@@ -38,9 +40,9 @@ fn convert(list: &Option<oci_spec::runtime::Capabilities>) -> Result<CapsHashSet
         } else {
             format!("CAP_{name}")
         };
-        let cap: Capability = name.parse().map_err(|_| unknown(&name, &supported))?;
+        let cap: Capability = name.parse().map_err(|_| unknown(&name, supported))?;
         if !supported.contains(&cap) {
-            return Err(unknown(&name, &supported));
+            return Err(unknown(&name, supported));
         }
         out.insert(cap);
     }
@@ -61,12 +63,13 @@ fn unknown(name: &str, supported: &CapsHashSet) -> CapabilityError {
 
 impl CapSets {
     pub fn from_oci(c: &LinuxCapabilities) -> Result<Self, CapabilityError> {
+        let supported = caps::runtime::procfs_all_supported(None).unwrap_or_else(|_| caps::all());
         Ok(CapSets {
-            bounding: convert(c.bounding())?,
-            effective: convert(c.effective())?,
-            inheritable: convert(c.inheritable())?,
-            permitted: convert(c.permitted())?,
-            ambient: convert(c.ambient())?,
+            bounding: convert(c.bounding(), &supported)?,
+            effective: convert(c.effective(), &supported)?,
+            inheritable: convert(c.inheritable(), &supported)?,
+            permitted: convert(c.permitted(), &supported)?,
+            ambient: convert(c.ambient(), &supported)?,
         })
     }
 

@@ -232,7 +232,10 @@ impl StateDir {
         }
     }
 
-    /// Writes the record through a temporary file, fsync and rename.
+    /// Writes the record through a temporary file and rename, so a reader or
+    /// a killed runtime never sees half a record. No fsync: like the
+    /// containers it describes, runtime state does not outlive the machine
+    /// (it belongs on tmpfs), and an fsync costs more than a whole start.
     pub fn save(&self, record: &Record) -> Result<(), StateError> {
         let path = self.dir.join(STATE_FILE);
         let tmp = self.dir.join(".state.json.tmp");
@@ -245,7 +248,6 @@ impl StateDir {
             .open(&tmp)
             .map_err(|e| self.err(&tmp, e))?;
         file.write_all(&data).map_err(|e| self.err(&tmp, e))?;
-        file.sync_all().map_err(|e| self.err(&tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| self.err(&path, e))
     }
 
