@@ -110,15 +110,19 @@ impl Runtime {
         if let Some(res) = linux.resources() {
             let mut res = res.clone();
             if let Some(rules) = res.devices().clone() {
+                // As runc: only the default devices a linux.devices entry
+                // does not replace are allowed implicitly; access to
+                // linux.devices entries needs rules of the spec's own.
+                let mut defaults = devices::defaults();
+                defaults.retain(|d| {
+                    !linux
+                        .devices()
+                        .iter()
+                        .flatten()
+                        .any(|x| x.path() == &d.path)
+                });
                 let mut rules = rules;
-                rules.extend(devices::cgroup_rules(
-                    &plan
-                        .init
-                        .as_ref()
-                        .expect("create plans an init")
-                        .rootfs
-                        .devices,
-                ));
+                rules.extend(devices::cgroup_rules(&defaults));
                 res.set_devices(Some(rules));
             }
             cgroup.apply(&res)?;
@@ -191,6 +195,51 @@ fn invalid(what: String) -> ContainerError {
     ContainerError::Invalid(what)
 }
 
+/// As runc: a sysctl may only be written into a namespace of the container's
+/// own, never into one shared with the runtime (that would change the host).
+fn check_sysctl(key: &str, ns: &namespaces::Plan) -> Result<(), ContainerError> {
+    const IPC: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let name = key.replace('/', ".");
+    let kind = if IPC.contains(&name.as_str()) || name.starts_with("fs.mqueue.") {
+        Kind::Ipc
+    } else if name.starts_with("net.") {
+        Kind::Net
+    } else if name == "kernel.hostname" || name == "kernel.domainname" {
+        Kind::Uts
+    } else {
+        return Err(invalid(format!(
+            "linux.sysctl {key:?} is not in a namespace of the container: it would change the host; remove it"
+        )));
+    };
+    let own = ns.creates(kind)
+        || ns.join.iter().any(|j| {
+            use std::os::unix::fs::MetadataExt;
+            let host = std::fs::metadata(format!("/proc/self/ns/{}", kind.proc_name()));
+            let joined = nix::sys::stat::fstat(&j.fd);
+            j.kind == kind
+                && match (host, joined) {
+                    (Ok(h), Ok(j)) => h.ino() != j.st_ino || h.dev() != j.st_dev,
+                    _ => false,
+                }
+        });
+    if own {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "linux.sysctl {key:?} needs a {kind} namespace of the container's own in linux.namespaces: it would change the host's"
+        )))
+    }
+}
+
 fn build_plan(
     bundle: &Bundle,
     opts: &CreateOptions,
@@ -214,6 +263,9 @@ fn build_plan(
         return Err(invalid(
             "hostname is set but the container has no new uts namespace: add {\"type\": \"uts\"} to linux.namespaces".into(),
         ));
+    }
+    for key in linux.sysctl().iter().flatten().map(|(k, _)| k) {
+        check_sysctl(key, &namespaces)?;
     }
     let mut process = ProcessSpec::from_oci(
         bundle.process(),

@@ -1,6 +1,8 @@
 //! The lifecycle operations of runtime-spec runtime.md as library calls:
-//! create, start, state, kill, delete, plus exec, list and ps.
+//! create, start, state, kill, delete, plus exec, list and ps, and the live
+//! cgroup operations update, pause, resume and stats.
 
+mod cgroup_ops;
 mod create;
 mod delete;
 mod exec;
@@ -28,6 +30,13 @@ pub enum ContainerError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+    /// A cgroup operation on an existing container failed.
+    #[error("container {id:?}: cannot {what}: {source}")]
+    Cgroups {
+        id: String,
+        what: &'static str,
+        source: CgroupError,
+    },
     #[error("container {id:?}: {source}")]
     Spawn { id: String, source: SpawnError },
     #[error("container {id:?} is {status}: {what}")]

@@ -193,10 +193,11 @@ pub fn symlinks(root: BorrowedFd<'_>) -> Result<(), RootfsError> {
     Ok(())
 }
 
-/// Device-cgroup rules that let the container use the devices it is given
-/// (the defaults and `linux.devices`), /dev/pts terminals, and mknod of any
-/// node (opening still needs a rule): appended after the spec's own rules, as
-/// runc does, so a deny-all in the spec still leaves these usable.
+/// Device-cgroup rules that let the container use `devs` (create passes the
+/// default devices no `linux.devices` entry replaces, as runc does),
+/// /dev/pts terminals, and mknod of any node (opening still needs a rule):
+/// appended after the spec's own rules, as runc does, so a deny-all in the
+/// spec still leaves these usable.
 pub fn cgroup_rules(devs: &[Device]) -> Vec<oci_spec::runtime::LinuxDeviceCgroup> {
     use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType as T};
     let rule = |typ: T, major: Option<i64>, minor: Option<i64>, access: &str| {

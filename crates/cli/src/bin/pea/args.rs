@@ -95,6 +95,14 @@ pub enum Command {
     },
     /// Print what this runtime supports (runtime-spec features.md).
     Features,
+    /// Change the resource limits of a container.
+    Update(crate::cgroup_cmds::UpdateArgs),
+    /// Suspend every process of a container (cgroup freezer).
+    Pause { id: String },
+    /// Resume a paused container.
+    Resume { id: String },
+    /// Print container events (statistics, OOM kills) as JSON lines.
+    Events(crate::cgroup_cmds::EventsArgs),
 }
 
 #[derive(Debug, Args)]

@@ -47,6 +47,16 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::List { format, quiet } => list(&rt, format, quiet),
         Command::Ps { format, id } => ps(&rt, &id, format),
         Command::Spec { bundle, rootless } => spec(&bundle, rootless),
+        Command::Update(a) => crate::cgroup_cmds::update(&rt, &a),
+        Command::Pause { id } => {
+            rt.pause(&id)?;
+            Ok(0)
+        }
+        Command::Resume { id } => {
+            rt.resume(&id)?;
+            Ok(0)
+        }
+        Command::Events(a) => crate::cgroup_cmds::events(&rt, &a),
         Command::Features => {
             println!(
                 "{}",

@@ -1,6 +1,7 @@
 //! `pea`: peapod's OCI runtime, a drop-in for runc's command line.
 
 mod args;
+mod cgroup_cmds;
 mod commands;
 mod features;
 mod logging;
