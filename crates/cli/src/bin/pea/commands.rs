@@ -274,7 +274,7 @@ fn list(rt: &Runtime, format: Format, quiet: bool) -> Result<u8> {
                         "status": c.status,
                         "bundle": c.bundle,
                         "rootfs": c.rootfs,
-                        "created": rfc3339(c.created),
+                        "created": crate::time::rfc3339(c.created),
                         "annotations": c.annotations,
                         "owner": c.owner,
                     })
@@ -294,36 +294,13 @@ fn list(rt: &Runtime, format: Format, quiet: bool) -> Result<u8> {
                     c.pid,
                     c.status,
                     c.bundle.display(),
-                    rfc3339(c.created),
+                    crate::time::rfc3339(c.created),
                     c.owner
                 );
             }
         }
     }
     Ok(0)
-}
-
-/// Seconds since the epoch as an RFC 3339 UTC timestamp.
-fn rfc3339(secs: u64) -> String {
-    let days = secs / 86400;
-    let rem = secs % 86400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 fn ps(rt: &Runtime, id: &str, format: Format) -> Result<u8> {

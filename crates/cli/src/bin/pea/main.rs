@@ -5,6 +5,7 @@ mod cgroup_cmds;
 mod commands;
 mod features;
 mod logging;
+mod time;
 mod tty;
 
 use std::process::ExitCode;
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let _guard = logging::init(&cli);
+    logging::init(&cli);
     let logs_to_file = cli.log.is_some();
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
