@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -169,7 +169,7 @@ impl StateDir {
                 });
             }
         }
-        Self::lock(id, dir)
+        Self::lock(id, dir, true)
     }
 
     /// Opens and locks the state directory of an existing container.
@@ -179,22 +179,29 @@ impl StateDir {
         if !dir.is_dir() {
             return Err(StateError::NotFound(id.to_string()));
         }
-        Self::lock(id, dir)
+        Self::lock(id, dir, false)
     }
 
-    fn lock(id: &str, dir: PathBuf) -> Result<Self, StateError> {
+    /// Only `create` makes the lock file: re-creating it in a directory that
+    /// a concurrent `delete` is removing would make that removal fail.
+    fn lock(id: &str, dir: PathBuf, create: bool) -> Result<Self, StateError> {
         let path = dir.join(LOCK_FILE);
         let file = OpenOptions::new()
-            .create(true)
+            .create(create)
             .truncate(false)
             .write(true)
             .mode(0o600)
             .custom_flags(libc::O_CLOEXEC)
             .open(&path)
-            .map_err(|source| StateError::Io {
-                id: id.to_string(),
-                path: path.clone(),
-                source,
+            .map_err(|source| {
+                if !create && source.kind() == std::io::ErrorKind::NotFound {
+                    return StateError::NotFound(id.to_string());
+                }
+                StateError::Io {
+                    id: id.to_string(),
+                    path: path.clone(),
+                    source,
+                }
             })?;
         // SAFETY: flock on a file descriptor we own; no memory is shared.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
@@ -204,6 +211,10 @@ impl StateDir {
                 path,
                 source: std::io::Error::last_os_error(),
             });
+        }
+        // Deleted while we waited for the lock.
+        if !create && file.metadata().map(|m| m.nlink() == 0).unwrap_or(true) {
+            return Err(StateError::NotFound(id.to_string()));
         }
         Ok(Self {
             id: id.to_string(),

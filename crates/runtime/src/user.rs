@@ -137,7 +137,7 @@ pub fn check_rlimits(limits: &[PosixRlimit]) -> Result<(), UserError> {
     for l in limits {
         if l.soft() > l.hard() {
             return Err(UserError::RlimitOrder {
-                name: format!("{:?}", l.typ()),
+                name: l.typ().to_string(),
                 soft: l.soft(),
                 hard: l.hard(),
             });
@@ -165,7 +165,7 @@ pub fn set_rlimits(limits: &[PosixRlimit]) -> Result<(), UserError> {
             // SAFETY: getrlimit writes into a valid rlimit struct.
             unsafe { libc::getrlimit(res, &mut cur) };
             return Err(UserError::Rlimit {
-                name: format!("{:?}", l.typ()),
+                name: l.typ().to_string(),
                 soft: l.soft(),
                 hard: l.hard(),
                 current_hard: cur.rlim_max,

@@ -9,11 +9,20 @@ use nix::unistd::Pid;
 use super::{ContainerError, Runtime, cgroup_of, oci_state, status_of};
 use crate::hooks;
 use crate::process::wait::{is_same_process, try_wait_pid};
-use crate::state::{StateDir, Status};
+use crate::state::{StateDir, StateError, Status};
 
 impl Runtime {
     pub fn delete(&self, id: &str, force: bool) -> Result<(), ContainerError> {
-        let dir = StateDir::open(&self.root, id)?;
+        let dir = match StateDir::open(&self.root, id) {
+            Ok(dir) => dir,
+            Err(StateError::NotFound(n)) => {
+                // A create killed right after making the directory leaves
+                // it empty, without a lock file (rmdir only takes it empty).
+                let _ = std::fs::remove_dir(self.root.join(id));
+                return Err(StateError::NotFound(n).into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let Some(record) = dir.load()? else {
             // create died before writing anything: only the directory is left.
             dir.remove()?;
