@@ -7,9 +7,16 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # Debian packages the project needs: busybox-static is the userland of every test
 # and demo container (/bin/busybox); ldd (libc-bin), ps (procps), ip (iproute2) and
 # ipcmk (util-linux) are used by the integration tests; runc, crun and hyperfine are
-# the benchmark peers and driver; python3 edits config.json and reads hyperfine's JSON.
+# the benchmark peers and driver; python3 edits config.json and reads hyperfine's JSON;
+# libseccomp-dev is what pea-runtime links for linux.seccomp (its libseccomp.so);
+# uidmap (newuidmap/newgidmap) maps subordinate id ranges for rootless pea, and the
+# rootless tests run pea as a user they add with useradd (passwd) and setpriv;
+# containerd (ctr, the runc shim) and podman (conmon; catatonit for a pod's infra
+# container; containernetworking-plugins, its CNI network backend) are the clients
+# that drive pea in tests/containerd.rs and tests/podman.rs.
 # shellcheck disable=SC2034 # used by the scripts that source this file
-PEA_PACKAGES=(busybox-static runc crun hyperfine iproute2 util-linux libc-bin procps python3)
+PEA_PACKAGES=(busybox-static runc crun hyperfine iproute2 util-linux libc-bin procps python3 libseccomp-dev uidmap passwd
+    containerd podman conmon catatonit containernetworking-plugins)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -43,9 +43,19 @@ impl Bundle {
             path: path.clone(),
             source,
         })?;
-        let spec: Spec = serde_json::from_slice(&data).map_err(|e| ConfigError::Parse {
-            path: path.clone(),
-            reason: e.to_string(),
+        let spec: Spec = serde_json::from_slice(&data).map_err(|e| {
+            // serde names a line and column; for seccomp constants say which field.
+            let raw: serde_json::Value = serde_json::from_slice(&data).unwrap_or_default();
+            match crate::seccomp::check_names(&raw["linux"]["seccomp"]) {
+                Err(what) => ConfigError::Invalid {
+                    path: path.clone(),
+                    what,
+                },
+                Ok(()) => ConfigError::Parse {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                },
+            }
         })?;
         let invalid = |what: String| ConfigError::Invalid {
             path: path.clone(),

@@ -1,5 +1,6 @@
 //! The config.json `pea spec` writes: a busybox-friendly shell container with
-//! the usual namespaces, mounts, masked paths and a minimal capability set.
+//! the usual namespaces, mounts, masked paths, a minimal capability set and
+//! the default seccomp profile ([`crate::seccomp::default_profile`]).
 
 use serde_json::{Value, json};
 
@@ -58,7 +59,9 @@ pub fn default_spec(rootless: Option<(u32, u32)>) -> Value {
             ],
             "readonlyPaths": [
                 "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
-            ]
+            ],
+            // Locked down by default: the profile for exactly these capabilities.
+            "seccomp": crate::seccomp::default_profile(&CAPS)
         }
     });
     if let Some((uid, gid)) = rootless {
@@ -102,6 +105,21 @@ mod tests {
     fn default_parses_as_a_spec() {
         let s: oci_spec::runtime::Spec = serde_json::from_value(default_spec(None)).unwrap();
         assert_eq!(s.hostname().as_deref(), Some("pea"));
+    }
+
+    #[test]
+    fn default_has_the_seccomp_profile() {
+        for rootless in [None, Some((1000, 1000))] {
+            let s: oci_spec::runtime::Spec =
+                serde_json::from_value(default_spec(rootless)).unwrap();
+            let sc = s.linux().as_ref().unwrap().seccomp().clone().unwrap();
+            assert_eq!(
+                sc.default_action(),
+                oci_spec::runtime::LinuxSeccompAction::ScmpActErrno
+            );
+            assert_eq!(sc.default_errno_ret(), Some(1));
+            crate::seccomp::compile(&sc).unwrap();
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub enum StateError {
     Exists(String),
     #[error("container {0:?} does not exist")]
     NotFound(String),
-    #[error("state root {path}: {source}")]
+    #[error("state root {path}: {source}; pass --root with a directory this user can write")]
     Root {
         path: PathBuf,
         source: std::io::Error,
@@ -117,6 +117,9 @@ pub struct Record {
     pub process: oci_spec::runtime::Process,
     pub poststart: Vec<oci_spec::runtime::Hook>,
     pub poststop: Vec<oci_spec::runtime::Hook>,
+    /// The config's `linux.seccomp`: `exec`'d processes get the same filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 /// Validates a container id the way runc does.
@@ -348,6 +351,7 @@ mod tests {
             process: Default::default(),
             poststart: Vec::new(),
             poststop: Vec::new(),
+            seccomp: None,
         };
         dir.save(&rec).unwrap();
         assert_eq!(dir.load().unwrap().unwrap().pid, 42);

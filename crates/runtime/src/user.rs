@@ -12,6 +12,14 @@ pub enum UserError {
         pid: i32,
         source: std::io::Error,
     },
+    #[error(
+        "{helper} for pid {pid}: {detail}; an unprivileged caller maps ids other than its own through {helper} (Debian package uidmap), which allows the ranges /etc/subuid and /etc/subgid give it"
+    )]
+    Helper {
+        helper: &'static str,
+        pid: i32,
+        detail: String,
+    },
     #[error("switching to user {uid}:{gid}: {step}: {source}")]
     Switch {
         uid: u32,
@@ -39,7 +47,18 @@ fn map_text(maps: &[LinuxIdMapping]) -> String {
         .collect()
 }
 
+/// Whether `maps` maps exactly one id, to the host id `own`.
+fn only_own(maps: &[LinuxIdMapping], own: u32) -> bool {
+    matches!(maps, [m] if m.size() == 1 && m.host_id() == own)
+}
+
 /// Writes uid_map, setgroups and gid_map of `pid` (from the parent namespace).
+///
+/// Root writes any mapping itself. The kernel lets an unprivileged caller
+/// write only a mapping of its own uid (gid) to one id, and gid_map only
+/// after "deny" went to setgroups; any other mapping goes through the setuid
+/// helpers newuidmap and newgidmap, which allow the caller the ranges
+/// /etc/subuid and /etc/subgid give it.
 pub fn write_id_maps(
     pid: i32,
     uid_maps: &[LinuxIdMapping],
@@ -52,13 +71,70 @@ pub fn write_id_maps(
             source,
         })
     };
+    let privileged = nix::unistd::geteuid().is_root();
     if !uid_maps.is_empty() {
-        write("uid_map", &map_text(uid_maps))?;
+        if privileged || only_own(uid_maps, nix::unistd::geteuid().as_raw()) {
+            write("uid_map", &map_text(uid_maps))?;
+        } else {
+            map_with_helper("newuidmap", pid, uid_maps)?;
+        }
     }
     if !gid_maps.is_empty() {
-        write("gid_map", &map_text(gid_maps))?;
+        if privileged {
+            write("gid_map", &map_text(gid_maps))?;
+        } else if only_own(gid_maps, nix::unistd::getegid().as_raw()) {
+            write("setgroups", "deny")?;
+            write("gid_map", &map_text(gid_maps))?;
+        } else {
+            map_with_helper("newgidmap", pid, gid_maps)?;
+        }
     }
     Ok(())
+}
+
+/// Runs newuidmap/newgidmap `pid` with the triplets of `maps`.
+fn map_with_helper(
+    helper: &'static str,
+    pid: i32,
+    maps: &[LinuxIdMapping],
+) -> Result<(), UserError> {
+    let err = |detail: String| UserError::Helper {
+        helper,
+        pid,
+        detail,
+    };
+    let path = find_helper(helper).ok_or_else(|| err("not found".into()))?;
+    let mut cmd = std::process::Command::new(&path);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.args([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
+    }
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| err(format!("run {}: {e}", path.display())))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&out.stderr);
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    Err(err(format!(
+        "mapping {:?} failed ({}): {text}",
+        map_text(maps).trim(),
+        out.status
+    )))
+}
+
+fn find_helper(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin".into(), "/usr/sbin".into(), "/bin".into()])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// The user a container process runs as.

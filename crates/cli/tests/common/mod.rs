@@ -15,6 +15,7 @@
 #![allow(dead_code)]
 
 mod bundle;
+pub mod clients;
 mod host;
 
 use std::ffi::OsStr;

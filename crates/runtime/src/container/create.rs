@@ -19,7 +19,7 @@ use crate::process::plan::{InitSetup, Plan, ProcessSpec};
 use crate::process::spawn::{self, Observer, Until};
 use crate::process::wait::start_time;
 use crate::rootfs::{
-    self, devices,
+    self, devices, idmap,
     mount::{CgroupBind, SpecMount},
 };
 use crate::state::{Record, StateDir, Status};
@@ -71,11 +71,16 @@ impl Runtime {
         let spec = &bundle.spec;
         let linux = spec.linux().clone().unwrap_or_default();
         crate::state::validate_id(&opts.id)?;
-        let cgroup = cgroups::manager(
+        // Before anything is made: an LSM profile or label this host cannot apply.
+        let lsm = crate::lsm::Host::probe();
+        lsm.exec_labels(bundle.process())
+            .and(lsm.mount_label(linux.mount_label()))
+            .map_err(|e| invalid(e.to_string()))?;
+        let mut cgroup = Some(cgroups::manager(
             linux.cgroups_path().as_ref().and_then(|p| p.to_str()),
             &opts.id,
             self.systemd_cgroup,
-        )?;
+        )?);
         let dir = StateDir::create(&self.root, &opts.id)?;
         let mut cleanup = Cleanup {
             dir: Some(dir),
@@ -89,7 +94,7 @@ impl Runtime {
             rootfs: bundle.rootfs.clone(),
             pid: 0,
             pid_start_time: 0,
-            cgroup_path: Some(cgroup.path().to_path_buf()),
+            cgroup_path: cgroup.as_ref().map(|c| c.path().to_path_buf()),
             created: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -100,14 +105,20 @@ impl Runtime {
             process: bundle.process().clone(),
             poststart: hook_list(spec, |h| h.poststart()),
             poststop: hook_list(spec, |h| h.poststop()),
+            seccomp: linux.seccomp().clone(),
         };
         // Persist the cgroup path before making it, so `delete --force` finds
         // everything a killed create leaves.
         dir.save(&record)?;
-        cgroup.create()?;
-        cleanup.cgroup = Some(cgroup.as_ref());
-        let plan = build_plan(&bundle, opts, dir, cgroup.as_ref())?;
-        if let Some(res) = linux.resources() {
+        if let Some(Err(e)) = cgroup.as_ref().map(|c| c.create()) {
+            without_cgroup(e, &linux)?;
+            cgroup = None;
+            record.cgroup_path = None;
+            dir.save(&record)?;
+        }
+        cleanup.cgroup = cgroup.as_deref();
+        let plan = build_plan(&bundle, opts, dir, cgroup.as_deref())?;
+        if let (Some(res), Some(cgroup)) = (linux.resources(), cgroup.as_deref()) {
             let mut res = res.clone();
             if let Some(rules) = res.devices().clone() {
                 // As runc: only the default devices a linux.devices entry
@@ -138,7 +149,7 @@ impl Runtime {
             record: &mut record,
             spec,
         };
-        let pid = spawn::spawn(plan, Some(cgroup.as_ref()), &mut observer, Until::Ready).map_err(
+        let pid = spawn::spawn(plan, cgroup.as_deref(), &mut observer, Until::Ready).map_err(
             |source| ContainerError::Spawn {
                 id: opts.id.clone(),
                 source,
@@ -156,6 +167,52 @@ impl Runtime {
         cleanup.dir.take();
         Ok(pid)
     }
+}
+
+/// Whether a container may go on without a cgroup after making one failed
+/// with `e`: as runc's rootless mode, only when an unprivileged caller cannot
+/// write the cgroup tree and `linux.resources` asks for nothing but device
+/// rules (which a user namespace cannot be given anyway).
+fn without_cgroup(
+    e: cgroups::CgroupError,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<(), ContainerError> {
+    let denied = match &e {
+        cgroups::CgroupError::CreateDir { source, .. }
+        | cgroups::CgroupError::Write { source, .. } => {
+            matches!(
+                source.raw_os_error(),
+                Some(libc::EACCES | libc::EPERM | libc::EROFS)
+            )
+        }
+        _ => false,
+    };
+    let uid = nix::unistd::geteuid();
+    if !denied || uid.is_root() {
+        return Err(e.into());
+    }
+    let mut asked = linux
+        .resources()
+        .as_ref()
+        .and_then(|r| serde_json::to_value(r).ok())
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default();
+    asked.remove("devices");
+    asked.retain(|_, v| match v {
+        serde_json::Value::Null => false,
+        serde_json::Value::Array(a) => !a.is_empty(),
+        serde_json::Value::Object(o) => !o.is_empty(),
+        _ => true,
+    });
+    if !asked.is_empty() {
+        let fields: Vec<&str> = asked.keys().map(String::as_str).collect();
+        return Err(invalid(format!(
+            "linux.resources ({}) needs a cgroup, and uid {uid} cannot make one ({e}): run as root, point linux.cgroupsPath at a cgroup delegated to uid {uid}, or remove linux.resources for a rootless container",
+            fields.join(", ")
+        )));
+    }
+    tracing::debug!("rootless: no cgroup ({e})");
+    Ok(())
 }
 
 fn hook_list(
@@ -244,7 +301,7 @@ fn build_plan(
     bundle: &Bundle,
     opts: &CreateOptions,
     dir: &StateDir,
-    cgroup: &dyn CgroupManager,
+    cgroup: Option<&dyn CgroupManager>,
 ) -> Result<Plan, ContainerError> {
     let spec = &bundle.spec;
     let linux = spec.linux().clone().unwrap_or_default();
@@ -272,6 +329,9 @@ fn build_plan(
         (opts.preserve_fds + opts.listen_fds) as i32,
     )
     .map_err(|e| invalid(e.to_string()))?;
+    process.lsm = crate::lsm::Host::probe()
+        .exec_labels(bundle.process())
+        .map_err(|e| invalid(e.to_string()))?;
     if opts.listen_fds > 0 {
         process.env.push(format!("LISTEN_FDS={}", opts.listen_fds));
         process.env.push("LISTEN_PID=1".into());
@@ -291,7 +351,19 @@ fn build_plan(
         }
         (None, false) => None,
     };
-    let rootfs_plan = rootfs_plan(bundle, opts, in_userns, cgroup)?;
+    let mut rootfs_plan = rootfs_plan(bundle, opts, in_userns, cgroup)?;
+    let annotations = spec.annotations().clone().unwrap_or_default();
+    rootfs_plan.rootfs_idmap = idmap::rootfs_idmap(
+        annotations
+            .get(idmap::ROOTFS_ANNOTATION)
+            .map(String::as_str),
+        &bundle.rootfs,
+        in_userns,
+        namespaces.creates(Kind::User),
+        &uid_maps,
+    )
+    .map_err(invalid)?;
+    idmap::check(&rootfs_plan, in_userns).map_err(invalid)?;
     let start_listener = start_listener(&dir.start_socket())?;
     let state_json = {
         crate::state::OciState {
@@ -303,6 +375,9 @@ fn build_plan(
             annotations: spec.annotations().clone().unwrap_or_default(),
         }
     };
+    let (seccomp, seccomp_listener) =
+        crate::seccomp::prepare(linux.seccomp().as_ref(), &state_json)
+            .map_err(|e| invalid(e.to_string()))?;
     let sysctl = linux
         .sysctl()
         .clone()
@@ -340,6 +415,8 @@ fn build_plan(
             keyring: (!opts.no_new_keyring).then(|| opts.id.clone()),
             state_json,
         }),
+        seccomp,
+        seccomp_listener,
     })
 }
 
@@ -347,16 +424,26 @@ fn rootfs_plan(
     bundle: &Bundle,
     opts: &CreateOptions,
     in_userns: bool,
-    cgroup: &dyn CgroupManager,
+    cgroup: Option<&dyn CgroupManager>,
 ) -> Result<rootfs::Plan, ContainerError> {
     let spec = &bundle.spec;
     let linux = spec.linux().clone().unwrap_or_default();
-    let mounts: Vec<SpecMount> = spec
+    let mut mounts: Vec<SpecMount> = spec
         .mounts()
         .iter()
         .flatten()
         .map(|m| SpecMount::from_oci(m, &bundle.dir))
         .collect();
+    let mount_label = crate::lsm::Host::probe()
+        .mount_label(linux.mount_label())
+        .map_err(|e| invalid(e.to_string()))?;
+    for m in mounts.iter_mut() {
+        if let Some(label) = &mount_label
+            && crate::lsm::labels_mount(&m.fstype, m.options.is_bind())
+        {
+            m.options.data = crate::lsm::format_mount_label(&m.options.data, label);
+        }
+    }
     for m in &mounts {
         if !m.destination.is_absolute() {
             return Err(invalid(format!(
@@ -375,7 +462,8 @@ fn rootfs_plan(
     let propagation = rootfs::parse_propagation(linux.rootfs_propagation().as_deref())
         .map_err(|e| invalid(e.to_string()))?;
     let cgroups = cgroup
-        .mount_sources()
+        .map(|c| c.mount_sources())
+        .unwrap_or_default()
         .into_iter()
         .map(|(host_dir, name)| CgroupBind { host_dir, name })
         .collect();
@@ -406,6 +494,7 @@ fn rootfs_plan(
         no_pivot: opts.no_pivot,
         in_userns,
         cgroups,
+        rootfs_idmap: None,
     })
 }
 

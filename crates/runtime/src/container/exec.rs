@@ -51,8 +51,11 @@ impl Runtime {
         }
         check_process(&opts.process)
             .map_err(|e| ContainerError::Invalid(format!("exec process: {e}")))?;
-        let spec = ProcessSpec::from_oci(&opts.process, opts.preserve_fds as i32)
+        let mut spec = ProcessSpec::from_oci(&opts.process, opts.preserve_fds as i32)
             .map_err(|e| ContainerError::Invalid(e.to_string()))?;
+        spec.lsm = crate::lsm::Host::probe()
+            .exec_labels(&opts.process)
+            .map_err(|e| ContainerError::Invalid(format!("exec process: {e}")))?;
         let console_socket = match (&opts.console_socket, spec.terminal) {
             (Some(p), true) => {
                 Some(console::connect(p).map_err(|e| ContainerError::Invalid(e.to_string()))?)
@@ -64,8 +67,12 @@ impl Runtime {
             }
             _ => None,
         };
-        let plan = plan_for(record.pid, spec, console_socket)
+        let mut plan = plan_for(record.pid, spec, console_socket)
             .map_err(|e| ContainerError::Invalid(e.to_string()))?;
+        // The container's filter holds for every process in it (as runc).
+        (plan.seccomp, plan.seccomp_listener) =
+            crate::seccomp::prepare(record.seccomp.as_ref(), &super::oci_state(&record, status))
+                .map_err(|e| ContainerError::Invalid(e.to_string()))?;
         let cgroup = cgroup_of(&record)?;
         let pid =
             spawn::spawn(plan, cgroup.as_deref(), &mut Quiet, Until::Exec).map_err(|source| {

@@ -31,6 +31,9 @@ pub enum ToParent {
     InitPid { pid: i32 },
     /// Namespaces exist, rootfs not yet pivoted: run prestart and createRuntime hooks.
     RuntimeReady,
+    /// The seccomp filter is loaded; carries its notify descriptor for the
+    /// agent at `listenerPath`. Answered by `SeccompFdSent`.
+    SeccompFd,
     /// Everything is set up; init waits for `start` (or, for exec, about to exec).
     Ready,
     /// Setup failed; the text is the whole error line.
@@ -42,7 +45,14 @@ pub enum ToParent {
 pub enum ToChild {
     MapsWritten,
     CgroupJoined,
+    /// Carries the descriptor of a detached id-mapped mount for `target`
+    /// (sent after the hooks, before `HooksDone`).
+    IdmappedMount {
+        target: crate::rootfs::idmap::Target,
+    },
     HooksDone,
+    /// The seccomp agent has the notify descriptor.
+    SeccompFdSent,
 }
 
 /// One end of the pair.

@@ -33,9 +33,13 @@ pub enum ChildError {
     #[error(transparent)]
     Capability(#[from] CapabilityError),
     #[error(transparent)]
+    Lsm(#[from] crate::lsm::LsmError),
+    #[error(transparent)]
     Console(#[from] ConsoleError),
     #[error(transparent)]
     Hook(#[from] HookError),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("process.cwd {0}: {1}")]
     Cwd(PathBuf, nix::Error),
     #[error("exec {0:?}: executable file not found in $PATH (or not executable)")]
@@ -76,12 +80,27 @@ fn enter(mut plan: Plan, chan: &Channel) -> Result<Never, ChildError> {
     // A killed runtime must not leave a half-made container behind.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // Written while still the runtime's own process on the host (inherited
+    // by fork): non-dumpable in a user namespace, /proc/self/oom_score_adj
+    // would not be ours to write (and runc does it here, too).
+    if let Some(adj) = plan.process.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
+            ChildError::Sys {
+                step: format!("process.oomScoreAdj {adj} (lowering it needs CAP_SYS_RESOURCE)"),
+                source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EPERM)),
+            }
+        })?;
+    }
+    set_dumpable(false);
 
     for j in ns.join.iter().filter(|j| j.kind == Kind::User) {
         setns(j.fd.as_fd(), CloneFlags::CLONE_NEWUSER).map_err(sys("join user namespace"))?;
     }
     if ns.creates(Kind::User) {
         unshare(CloneFlags::CLONE_NEWUSER).map_err(sys("new user namespace"))?;
+        // An unprivileged runtime can write our maps only while we are
+        // dumpable; harmless here: we are in no pid namespace of a container.
+        set_dumpable(true);
         chan.send(&ToParent::MapRequest {
             pid: getpid().as_raw(),
         })?;
@@ -89,6 +108,7 @@ fn enter(mut plan: Plan, chan: &Channel) -> Result<Never, ChildError> {
             ToChild::MapsWritten => {}
             other => return Err(unexpected("MapsWritten", other)),
         }
+        set_dumpable(false);
     }
     if ns.has(Kind::User) {
         // Become root of the namespace (the mapped uid on the host).
@@ -131,12 +151,16 @@ fn enter(mut plan: Plan, chan: &Channel) -> Result<Never, ChildError> {
                 .map_err(sys(format!("join {} namespace", j.kind)))?;
         }
         if ns.creates(Kind::Time) && !plan.time_offsets.is_empty() {
+            // Ours to write in a user namespace only while dumpable; we are
+            // not in the container's pid namespace (only our child will be).
+            set_dumpable(true);
             std::fs::write("/proc/self/timens_offsets", &plan.time_offsets).map_err(|e| {
                 ChildError::Sys {
                     step: "write linux.timeOffsets".into(),
                     source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EINVAL)),
                 }
             })?;
+            set_dumpable(false);
         }
         // SAFETY: this process is single-threaded (a fork child), so fork is sound.
         match unsafe { fork() }.map_err(sys("fork container process"))? {
@@ -155,6 +179,16 @@ fn enter(mut plan: Plan, chan: &Channel) -> Result<Never, ChildError> {
         })?;
     }
     become_process(&mut plan, chan)
+}
+
+/// PR_SET_DUMPABLE. Non-dumpable, this process's /proc/PID entries (exe: the
+/// runtime binary, CVE-2019-5736; fd, cwd, root, mem: CVE-2016-9962) are out
+/// of reach of the container's processes unless they have CAP_SYS_PTRACE
+/// (against which `exe_seal` protects the binary). The execve of the
+/// container's program makes it dumpable again.
+fn set_dumpable(on: bool) {
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(on), 0, 0, 0) };
 }
 
 /// Closes every descriptor above stdio that is neither passed on
@@ -209,22 +243,11 @@ fn become_process(plan: &mut Plan, chan: &Channel) -> Result<Never, ChildError> 
     for j in ns.join.iter().filter(|j| j.kind == Kind::Cgroup) {
         setns(j.fd.as_fd(), CloneFlags::CLONE_NEWCGROUP).map_err(sys("join cgroup namespace"))?;
     }
-    if let Some(adj) = plan.process.oom_score_adj {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
-            ChildError::Sys {
-                step: format!("process.oomScoreAdj {adj} (lowering it needs CAP_SYS_RESOURCE)"),
-                source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EPERM)),
-            }
-        })?;
-    }
     let in_userns = ns.has(Kind::User);
     if let Some(init) = &plan.init {
         chan.send(&ToParent::RuntimeReady)?;
-        match chan.expect::<ToChild>("prestart/createRuntime hooks")? {
-            ToChild::HooksDone => {}
-            other => return Err(unexpected("HooksDone", other)),
-        }
-        setup_init(init)?;
+        let trees = receive_idmapped(chan)?;
+        setup_init(init, trees)?;
     }
     let proc_ = &plan.process;
     user::set_rlimits(&proc_.rlimits)?;
@@ -237,10 +260,25 @@ fn become_process(plan: &mut Plan, chan: &Channel) -> Result<Never, ChildError> 
     }
     plan.console_socket = None;
     let exe = resolve_executable(proc_)?;
+    // AppArmor profile / SELinux label of the execve (as runc: before the
+    // capabilities are dropped).
+    proc_.lsm.apply()?;
+    // Without no_new_privileges a filter needs CAP_SYS_ADMIN: load it while
+    // the process still has it (as runc does), else as late as possible.
+    if !proc_.no_new_privileges
+        && let Some(program) = &plan.seccomp
+    {
+        install_seccomp(program, chan)?;
+    }
     switch_user(proc_, in_userns)?;
     enter_cwd(&proc_.cwd)?;
     let args = proc_.c_args();
     let env = environment(proc_);
+    if proc_.no_new_privileges
+        && let Some(program) = &plan.seccomp
+    {
+        install_seccomp(program, chan)?;
+    }
     match &plan.init {
         Some(init) => {
             chan.send(&ToParent::Ready)?;
@@ -254,11 +292,40 @@ fn become_process(plan: &mut Plan, chan: &Channel) -> Result<Never, ChildError> 
     }
 }
 
-fn setup_init(init: &InitSetup) -> Result<(), ChildError> {
+/// Loads the seccomp filter; a notify descriptor goes to the runtime (for
+/// the agent), and this waits until the agent has it: the syscalls from
+/// here to exec may already be the agent's to answer.
+fn install_seccomp(program: &crate::seccomp::Program, chan: &Channel) -> Result<(), ChildError> {
+    let Some(notify_fd) = program.load()? else {
+        return Ok(());
+    };
+    chan.send_with_fd(&ToParent::SeccompFd, Some(notify_fd.as_fd()))?;
+    drop(notify_fd);
+    match chan.expect::<ToChild>("seccomp agent")? {
+        ToChild::SeccompFdSent => Ok(()),
+        other => Err(unexpected("SeccompFdSent", other)),
+    }
+}
+
+/// The id-mapped mounts the runtime made after the prestart/createRuntime
+/// hooks, up to `HooksDone`.
+fn receive_idmapped(chan: &Channel) -> Result<rootfs::idmap::Trees, ChildError> {
+    let mut trees = rootfs::idmap::Trees::default();
+    loop {
+        match chan.recv_with_fd::<ToChild>()? {
+            None => return Err(ChannelError::Closed("prestart/createRuntime hooks").into()),
+            Some((ToChild::HooksDone, _)) => return Ok(trees),
+            Some((ToChild::IdmappedMount { target }, Some(fd))) => trees.add(target, fd),
+            Some((other, _)) => return Err(unexpected("HooksDone", other)),
+        }
+    }
+}
+
+fn setup_init(init: &InitSetup, trees: rootfs::idmap::Trees) -> Result<(), ChildError> {
     if let Some(name) = &init.keyring {
         join_session_keyring(name);
     }
-    rootfs::prepare(&init.rootfs)?;
+    rootfs::prepare(&init.rootfs, trees)?;
     hooks::run(
         "createContainer",
         &init.create_container_hooks,
@@ -372,7 +439,16 @@ fn resolve_executable(p: &ProcessSpec) -> Result<CString, ChildError> {
         } else {
             p.cwd.join(&name)
         };
-        is_executable(&path).then_some(path)
+        if !is_executable(&path) {
+            // As runc: a path that is there but not an executable file is a
+            // permission error (clients such as Podman map it to exit 126).
+            let source = match std::fs::metadata(&path) {
+                Ok(_) => nix::Error::EACCES,
+                Err(e) => nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)),
+            };
+            return Err(ChildError::Exec { path: name, source });
+        }
+        Some(path)
     } else {
         let path_var = env_value(&p.env, "PATH")
             .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");

@@ -17,5 +17,7 @@ pub fn plan_for(
         process,
         console_socket,
         init: None,
+        seccomp: None,
+        seccomp_listener: None,
     })
 }

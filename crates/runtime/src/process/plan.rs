@@ -27,6 +27,9 @@ pub struct ProcessSpec {
     pub oom_score_adj: Option<i32>,
     /// Descriptors 3..3+n are passed to the process (--preserve-fds, LISTEN_FDS).
     pub extra_fds: i32,
+    /// AppArmor profile and SELinux label for the execve, checked against
+    /// the host by the caller (empty from `from_oci`).
+    pub lsm: crate::lsm::ExecLabels,
 }
 
 impl ProcessSpec {
@@ -50,6 +53,7 @@ impl ProcessSpec {
                 .map(|b| (b.height() as u16, b.width() as u16)),
             oom_score_adj: p.oom_score_adj(),
             extra_fds,
+            lsm: Default::default(),
         })
     }
 
@@ -90,6 +94,11 @@ pub struct Plan {
     pub console_socket: Option<OwnedFd>,
     /// Some for a container's init, None for exec.
     pub init: Option<InitSetup>,
+    /// The compiled `linux.seccomp`, loaded by the container process.
+    pub seccomp: Option<crate::seccomp::Program>,
+    /// The seccomp agent (`listenerPath`) when the filter notifies: kept by
+    /// the runtime (`spawn` takes it before fork), never by the container.
+    pub seccomp_listener: Option<crate::seccomp::Listener>,
 }
 
 impl Plan {

@@ -8,6 +8,7 @@ use super::channel::{self, ChannelError, ToChild, ToParent};
 use super::plan::Plan;
 use super::wait;
 use crate::cgroups::{CgroupError, CgroupManager};
+use crate::rootfs::idmap::{self, IdmapError};
 use crate::user::{self, UserError};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,10 @@ pub enum SpawnError {
     Died(String),
     #[error("{0}")]
     Hook(String),
+    #[error(transparent)]
+    Idmap(#[from] IdmapError),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
 }
 
 /// Callbacks into the caller at the points the spec gives it a say.
@@ -67,21 +72,33 @@ impl Progress {
 pub struct Maps<'a> {
     pub uid: &'a [oci_spec::runtime::LinuxIdMapping],
     pub gid: &'a [oci_spec::runtime::LinuxIdMapping],
+    /// Id-mapped mounts to make for the init after the hooks.
+    pub idmapped: &'a [idmap::Request],
+    /// The seccomp agent that gets the notify descriptor the child sends.
+    pub seccomp_listener: std::cell::Cell<Option<crate::seccomp::Listener>>,
 }
 
 /// Forks and drives the child through `plan`. Returns the pid of the
 /// container process in the caller's pid namespace.
 pub fn spawn(
-    plan: Plan,
+    mut plan: Plan,
     cgroup: Option<&dyn CgroupManager>,
     observer: &mut dyn Observer,
     until: Until,
 ) -> Result<i32, SpawnError> {
     let uid_maps = plan.uid_maps.clone();
     let gid_maps = plan.gid_maps.clone();
+    let idmapped = plan
+        .init
+        .as_ref()
+        .map(|i| idmap::requests(&i.rootfs))
+        .unwrap_or_default();
     let maps = Maps {
         uid: &uid_maps,
         gid: &gid_maps,
+        idmapped: &idmapped,
+        // The agent's connection stays here; the child closes its copy.
+        seccomp_listener: std::cell::Cell::new(plan.seccomp_listener.take()),
     };
     let (parent, child) = channel::pair()?;
     // SAFETY: glibc's fork resets malloc state in the child; the child only
@@ -135,7 +152,7 @@ fn drive(
     until: Until,
 ) -> Result<i32, SpawnError> {
     loop {
-        let Some(msg) = chan.recv::<ToParent>()? else {
+        let Some((msg, fd)) = chan.recv_with_fd::<ToParent>()? else {
             return match (until, *progress) {
                 (Until::Exec, Progress::Ready(p)) => Ok(p),
                 _ => Err(SpawnError::Died(died(first, progress.pid()))),
@@ -157,7 +174,28 @@ fn drive(
             ToParent::RuntimeReady => {
                 let pid = progress.pid().unwrap_or(first.as_raw());
                 observer.runtime_ready(pid).map_err(SpawnError::Hook)?;
+                // The user namespace has its maps and the hooks have made
+                // what they make: id-map the mounts that ask for it.
+                for (target, tree) in idmap::make_all(maps.idmapped, pid)? {
+                    chan.send_with_fd(
+                        &ToChild::IdmappedMount { target },
+                        Some(std::os::fd::AsFd::as_fd(&tree)),
+                    )?;
+                }
                 chan.send(&ToChild::HooksDone)?;
+            }
+            ToParent::SeccompFd => {
+                let pid = progress
+                    .pid()
+                    .ok_or_else(|| SpawnError::Died("no pid reported".into()))?;
+                let (Some(listener), Some(fd)) = (maps.seccomp_listener.take(), fd) else {
+                    return Err(SpawnError::Child(
+                        "linux.seccomp: a notify descriptor came without a listener to send it to"
+                            .into(),
+                    ));
+                };
+                listener.send(pid, std::os::fd::AsFd::as_fd(&fd))?;
+                chan.send(&ToChild::SeccompFdSent)?;
             }
             ToParent::Ready => {
                 let pid = progress

@@ -1,7 +1,9 @@
 //! The container's root filesystem: spec mounts resolved inside the rootfs,
 //! devices, pivot_root, masked and read-only paths.
 
+mod copyup;
 pub mod devices;
+pub mod idmap;
 pub mod mount;
 pub mod options;
 pub mod paths;
@@ -64,6 +66,8 @@ pub struct Plan {
     pub no_pivot: bool,
     pub in_userns: bool,
     pub cgroups: Vec<CgroupBind>,
+    /// The rootfs itself is id-mapped (see `idmap`).
+    pub rootfs_idmap: Option<idmap::Idmap>,
 }
 
 /// Parses `linux.rootfsPropagation`; runc's default is rslave.
@@ -91,7 +95,8 @@ fn root_err(path: &Path) -> impl Fn(Errno) -> RootfsError + '_ {
 }
 
 /// Mounts, devices and links, in a fresh mount namespace, before pivot_root.
-pub fn prepare(plan: &Plan) -> Result<(), RootfsError> {
+/// `trees` holds the id-mapped clones the runtime made for the plan.
+pub fn prepare(plan: &Plan, mut trees: idmap::Trees) -> Result<(), RootfsError> {
     // Nothing done from here on may propagate back to the host.
     let slave = MsFlags::MS_SLAVE | MsFlags::MS_REC;
     let first = if plan.propagation.contains(MsFlags::MS_SHARED) {
@@ -102,22 +107,35 @@ pub fn prepare(plan: &Plan) -> Result<(), RootfsError> {
     mount2(None::<&str>, "/", None::<&str>, first, None::<&str>)
         .map_err(root_err(Path::new("/")))?;
     make_parent_private(&plan.rootfs)?;
-    mount2(
-        Some(&plan.rootfs),
-        &plan.rootfs,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(root_err(&plan.rootfs))?;
+    match trees.take(idmap::Target::Rootfs) {
+        Some(tree) => {
+            let at = open(
+                &plan.rootfs,
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(root_err(&plan.rootfs))?;
+            idmap::attach(tree, at.as_fd()).map_err(root_err(&plan.rootfs))?;
+        }
+        None if plan.rootfs_idmap.is_some() => return Err(root_err(&plan.rootfs)(Errno::ENOENT)),
+        None => mount2(
+            Some(&plan.rootfs),
+            &plan.rootfs,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(root_err(&plan.rootfs))?,
+    }
     let root = open(
         &plan.rootfs,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .map_err(root_err(&plan.rootfs))?;
-    for m in &plan.mounts {
-        mount::mount_one(root.as_fd(), m, plan.in_userns, &plan.cgroups)?;
+    for (i, m) in plan.mounts.iter().enumerate() {
+        let tree = trees.take(idmap::Target::Mount(i));
+        mount::mount_one(root.as_fd(), m, plan.in_userns, &plan.cgroups, tree)?;
     }
     for d in &plan.devices {
         devices::create(root.as_fd(), d, plan.in_userns)?;

@@ -9,6 +9,7 @@ use nix::mount::{MsFlags, mount};
 use nix::sys::statvfs::{FsFlags, fstatvfs};
 
 use super::RootfsError;
+use super::idmap::{self, Idmap};
 use super::options::{MountOptions, RecursiveAttrs};
 use super::resolve::{TargetKind, ensure_in_root, fd_path, open_in_root};
 
@@ -19,6 +20,8 @@ pub struct SpecMount {
     pub fstype: String,
     pub source: Option<PathBuf>,
     pub options: MountOptions,
+    /// Id-mapped (`idmap`/`ridmap`, `uidMappings`/`gidMappings`): see `rootfs::idmap`.
+    pub idmap: Option<Idmap>,
 }
 
 /// A host cgroup directory to show at `/sys/fs/cgroup/<name>` in the container.
@@ -43,11 +46,23 @@ impl SpecMount {
                 s.clone()
             }
         });
+        let own = |v: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+            v.clone().filter(|v| !v.is_empty())
+        };
+        let maps = match (own(m.uid_mappings()), own(m.gid_mappings())) {
+            (None, None) => None,
+            (u, g) => Some((u.unwrap_or_default(), g.unwrap_or_default())),
+        };
+        let idmap = (options.idmap.is_some() || maps.is_some()).then(|| Idmap {
+            maps,
+            recursive: options.idmap == Some(true),
+        });
         SpecMount {
             destination: m.destination().clone(),
             fstype,
             source,
             options,
+            idmap,
         }
     }
 
@@ -60,12 +75,14 @@ impl SpecMount {
     }
 }
 
-/// Mounts `m` under `root` (a directory descriptor of the rootfs).
+/// Mounts `m` under `root` (a directory descriptor of the rootfs); `tree` is
+/// its id-mapped clone when `m.idmap` is set.
 pub fn mount_one(
     root: BorrowedFd<'_>,
     m: &SpecMount,
     in_userns: bool,
     cgroups: &[CgroupBind],
+    tree: Option<OwnedFd>,
 ) -> Result<(), RootfsError> {
     if m.fstype == "cgroup" || m.fstype == "cgroup2" {
         return mount_cgroups(root, m, in_userns, cgroups);
@@ -94,7 +111,7 @@ pub fn mount_one(
         ResolveFlag::empty()
     };
     let target = ensure_in_root(root, &m.destination, kind, extra)?;
-    mount_at(root, &target, m, in_userns)
+    mount_at(root, &target, m, in_userns, tree)
 }
 
 /// Mounts `m` on the directory `target` refers to, then applies what needs
@@ -105,20 +122,29 @@ fn mount_at(
     target: &OwnedFd,
     m: &SpecMount,
     in_userns: bool,
+    tree: Option<OwnedFd>,
 ) -> Result<(), RootfsError> {
     let tpath = fd_path(target.as_fd());
     let opts = &m.options;
     let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+    if let Some(tree) = tree {
+        // The runtime made the id-mapped clone of the source: put it in place.
+        idmap::attach(tree, target.as_fd()).map_err(|e| m.err(e))?;
+    } else if m.idmap.is_some() {
+        return Err(m.err(Errno::ENOENT));
+    }
     if opts.is_bind() {
-        let src = m.source.as_deref().ok_or_else(|| m.err(Errno::EINVAL))?;
-        mount(
-            Some(src),
-            &tpath,
-            None::<&str>,
-            opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC),
-            None::<&str>,
-        )
-        .map_err(|e| m.err(e))?;
+        if m.idmap.is_none() {
+            let src = m.source.as_deref().ok_or_else(|| m.err(Errno::EINVAL))?;
+            mount(
+                Some(src),
+                &tpath,
+                None::<&str>,
+                opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC),
+                None::<&str>,
+            )
+            .map_err(|e| m.err(e))?;
+        }
         // The bind ignores other flags: apply them with a remount of the bind.
         let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() {
@@ -138,6 +164,10 @@ fn mount_at(
             .as_deref()
             .map(|p| p.as_os_str())
             .unwrap_or(m.fstype.as_ref());
+        let below = (opts.copy_up && m.fstype == "tmpfs")
+            .then(|| super::copyup::open_below(target.as_fd()))
+            .transpose()
+            .map_err(|e| m.err(e))?;
         mount(
             Some(source),
             &tpath,
@@ -155,6 +185,10 @@ fn mount_at(
             }
         })
         .map_err(|e| m.err(e))?;
+        if let Some(below) = below {
+            let above = reopen(root, m)?;
+            super::copyup::copy_up(&below, above.as_fd()).map_err(|e| m.err(e))?;
+        }
     }
     if opts.propagation.is_empty() && opts.recursive == RecursiveAttrs::default() {
         return Ok(());
@@ -289,8 +323,9 @@ fn mount_cgroups(
                 flags: MsFlags::MS_BIND | MsFlags::MS_REC | fs_flags,
                 ..MountOptions::default()
             },
+            idmap: None,
         };
-        mount_at(root, &target, &bind, in_userns)?;
+        mount_at(root, &target, &bind, in_userns, None)?;
         if ro {
             let mounted = reopen(root, &bind)?;
             remount_bind(

@@ -22,6 +22,11 @@ pub struct MountOptions {
     pub recursive: RecursiveAttrs,
     /// Comma-joined filesystem-specific options (size=, mode=, newinstance, ...).
     pub data: String,
+    /// runc's `tmpcopyup`: a tmpfs starts with a copy of the directory below it.
+    pub copy_up: bool,
+    /// `idmap` (Some(false): the top mount only) or `ridmap` (Some(true): every
+    /// mount of the tree) is id-mapped; see `rootfs::idmap`.
+    pub idmap: Option<bool>,
 }
 
 impl Default for MountOptions {
@@ -32,6 +37,8 @@ impl Default for MountOptions {
             propagation: Vec::new(),
             recursive: RecursiveAttrs::default(),
             data: String::new(),
+            copy_up: false,
+            idmap: None,
         }
     }
 }
@@ -66,6 +73,10 @@ impl MountOptions {
                 }
             } else if opt == "rbind" {
                 out.flags.insert(MsFlags::MS_BIND | MsFlags::MS_REC);
+            } else if opt == "tmpcopyup" {
+                out.copy_up = true;
+            } else if opt == "idmap" || opt == "ridmap" {
+                out.idmap = Some(opt == "ridmap");
             } else if opt == "defaults" || opt.is_empty() {
             } else {
                 data.push(opt);
@@ -171,6 +182,7 @@ pub fn known_options() -> Vec<&'static str> {
         "diratime",
         "dirsync",
         "exec",
+        "idmap",
         "iversion",
         "lazytime",
         "loud",
@@ -194,6 +206,7 @@ pub fn known_options() -> Vec<&'static str> {
         "relatime",
         "remount",
         "rexec",
+        "ridmap",
         "rnoatime",
         "rnodev",
         "rnodiratime",
@@ -218,6 +231,7 @@ pub fn known_options() -> Vec<&'static str> {
         "suid",
         "symfollow",
         "sync",
+        "tmpcopyup",
         "unbindable",
     ]
 }

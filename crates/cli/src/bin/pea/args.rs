@@ -12,8 +12,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     disable_help_subcommand = true
 )]
 pub struct Cli {
-    /// Directory for container state (tmpfs recommended).
-    #[arg(long, global = true, default_value = "/run/pea")]
+    /// Directory for container state (tmpfs recommended). Default: /run/pea
+    /// for root, $XDG_RUNTIME_DIR/pea (else /run/user/UID/pea) for other users.
+    #[arg(long, global = true, default_value_os_t = default_root())]
     pub root: PathBuf,
     /// Write log messages to this file instead of stderr.
     #[arg(long, global = true)]
@@ -29,6 +30,19 @@ pub struct Cli {
     pub systemd_cgroup: bool,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The state root when --root is not given: as runc, a user other than root
+/// keeps state in its runtime directory.
+fn default_root() -> PathBuf {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
+        return PathBuf::from("/run/pea");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("pea"),
+        _ => PathBuf::from(format!("/run/user/{uid}/pea")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -18,11 +18,19 @@ pub fn features() -> Value {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
-            "seccomp": {"enabled": false},
-            "apparmor": {"enabled": false},
-            "selinux": {"enabled": false},
+            "seccomp": {
+                "enabled": true,
+                "actions": pea_runtime::seccomp::ACTIONS,
+                "operators": pea_runtime::seccomp::OPERATORS,
+                "archs": pea_runtime::seccomp::supported_archs(),
+                "knownFlags": pea_runtime::seccomp::FLAGS,
+                "supportedFlags": pea_runtime::seccomp::supported_flags()
+            },
+            // Supported (applied when the host runs the LSM; refused when it does not).
+            "apparmor": {"enabled": true},
+            "selinux": {"enabled": true},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}}
+            "mountExtensions": {"idmap": {"enabled": pea_runtime::rootfs::idmap::supported()}}
         },
         "annotations": {
             "org.opencontainers.runtime-spec.features.pea.version": env!("CARGO_PKG_VERSION")

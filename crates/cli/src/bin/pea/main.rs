@@ -13,6 +13,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // CVE-2019-5736: every process that joins a container must run a binary
+    // the container cannot write; only these verbs make such processes.
+    let sealed = std::env::args_os()
+        .skip(1)
+        .any(|a| matches!(a.to_str(), Some("create" | "run" | "exec")))
+        .then(pea_runtime::exe_seal::reexec_read_only);
     let cli = match args::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -32,6 +38,9 @@ fn main() -> ExitCode {
         }
     };
     logging::init(&cli);
+    if let Some(Err(e)) = sealed {
+        tracing::warn!("{e}");
+    }
     let logs_to_file = cli.log.is_some();
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
