@@ -13,10 +13,14 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # rootless tests run pea as a user they add with useradd (passwd) and setpriv;
 # containerd (ctr, the runc shim) and podman (conmon; catatonit for a pod's infra
 # container; containernetworking-plugins, its CNI network backend) are the clients
-# that drive pea in tests/containerd.rs and tests/podman.rs.
+# that drive pea in tests/containerd.rs and tests/podman.rs;
+# docker-registry (a real registry on loopback), skopeo (fills it from OCI layouts),
+# apache2-utils (htpasswd, bcrypt users for registry auth) and umoci (benches/image.sh
+# peer) serve the image tests in crates/image/tests and crates/cli/tests/peapod_images.rs.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 PEA_PACKAGES=(busybox-static runc crun hyperfine iproute2 util-linux libc-bin procps python3 libseccomp-dev uidmap passwd
-    containerd podman conmon catatonit containernetworking-plugins)
+    containerd podman conmon catatonit containernetworking-plugins
+    docker-registry skopeo apache2-utils umoci)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
