@@ -61,6 +61,7 @@ impl Bundle {
             path: path.clone(),
             what,
         };
+        check_version(spec.version()).map_err(invalid)?;
         let root = spec.root().as_ref().ok_or_else(|| {
             invalid("root is missing: set root.path to the rootfs directory".into())
         })?;
@@ -82,9 +83,33 @@ impl Bundle {
             .as_ref()
             .ok_or_else(|| invalid("process is missing: create needs a process to run".into()))?;
         check_process(process).map_err(invalid)?;
-        if let Some(linux) = spec.linux()
-            && let Some(ns) = linux.namespaces()
+        let linux = spec.linux().clone().unwrap_or_default();
+        // Without a mount namespace of its own (new or joined) the rootfs
+        // would be built, and pivot_root'ed into, in the runtime's mount
+        // namespace: the host's.
+        if !linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Mount)
         {
+            return Err(invalid(
+                "linux.namespaces has no mount namespace: the container's root filesystem \
+                 is set up in a mount namespace of its own; add {\"type\": \"mount\"}"
+                    .into(),
+            ));
+        }
+        for (field, paths) in [
+            ("linux.maskedPaths", linux.masked_paths()),
+            ("linux.readonlyPaths", linux.readonly_paths()),
+        ] {
+            if let Some(bad) = paths.iter().flatten().find(|p| !p.starts_with('/')) {
+                return Err(invalid(format!(
+                    "{field} entry {bad:?} must be an absolute path in the container"
+                )));
+            }
+        }
+        if let Some(ns) = linux.namespaces() {
             let mut seen = Vec::new();
             for n in ns {
                 if seen.contains(&n.typ()) {
@@ -108,6 +133,43 @@ impl Bundle {
     }
 }
 
+/// `ociVersion` must be SemVer 2.0.0 (config.md) of a major version this
+/// runtime implements (1).
+fn check_version(v: &str) -> Result<(), String> {
+    let core = v.split(['-', '+']).next().unwrap_or_default();
+    let rest = &v[core.len()..];
+    let numbers: Vec<&str> = core.split('.').collect();
+    let numeric = |n: &&str| {
+        !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_digit())
+            && (n.len() == 1 || !n.starts_with('0'))
+    };
+    let ident = |part: &str| {
+        !part.is_empty()
+            && part
+                .split('.')
+                .all(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    };
+    let suffix_ok = match rest.split_once('+') {
+        Some((pre, build)) => {
+            (pre.is_empty() || ident(pre.trim_start_matches('-'))) && ident(build)
+        }
+        None => rest.is_empty() || (rest.starts_with('-') && ident(&rest[1..])),
+    };
+    if numbers.len() != 3 || !numbers.iter().all(numeric) || !suffix_ok {
+        return Err(format!(
+            "ociVersion {v:?} is not a SemVer version such as \"{}\"",
+            crate::state::OCI_VERSION
+        ));
+    }
+    if numbers[0] != "1" {
+        return Err(format!(
+            "ociVersion {v:?}: this runtime implements version 1 of the runtime spec"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a process object (config.json's, or one given to exec).
 pub fn check_process(process: &Process) -> Result<(), String> {
     let args = process.args().as_deref().unwrap_or_default();
@@ -126,4 +188,28 @@ pub fn check_process(process: &Process) -> Result<(), String> {
         return Err(format!("process.env entry {bad:?} is not KEY=VALUE"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_version;
+
+    #[test]
+    fn oci_versions() {
+        for ok in [
+            "1.0.0",
+            "1.0.2-dev",
+            "1.2.0",
+            "1.0.0-rc5",
+            "1.1.0+dev.1",
+            "1.0.0-rc.1+b",
+        ] {
+            assert!(check_version(ok).is_ok(), "{ok} refused");
+        }
+        for bad in [
+            "", "invalid", "1.0", "1", "01.0.0", "2.0.0", "1.0.0-", "1.0.x", "v1.0.0",
+        ] {
+            assert!(check_version(bad).is_err(), "{bad} accepted");
+        }
+    }
 }

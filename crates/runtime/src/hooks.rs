@@ -44,6 +44,18 @@ pub fn run(stage: &'static str, hooks: &[Hook], state: &OciState) -> Result<(), 
     Ok(())
 }
 
+/// Runs every hook of `hooks` in order, even after one fails (runtime-spec
+/// runtime.md, steps 9 and 13: a failing poststart or poststop hook is a
+/// warning, "the remaining hooks and lifecycle continue as if the hook had
+/// succeeded"); returns the failures.
+pub fn run_all(stage: &'static str, hooks: &[Hook], state: &OciState) -> Vec<HookError> {
+    let json = serde_json::to_vec(state).unwrap_or_default();
+    hooks
+        .iter()
+        .filter_map(|hook| run_one(stage, hook, &json).err())
+        .collect()
+}
+
 fn run_one(stage: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookError> {
     let path = hook.path().clone();
     let spawn_err = |source| HookError::Spawn {

@@ -17,6 +17,14 @@ pub enum NamespaceError {
         path: PathBuf,
         source: nix::Error,
     },
+    #[error(
+        "namespace {kind} path {path} is {what}, not a {kind} namespace; point it at /proc/PID/ns/{kind} or a bind mount of one"
+    )]
+    WrongType {
+        kind: &'static str,
+        path: PathBuf,
+        what: String,
+    },
     #[error("this kernel has no {0} namespaces (missing /proc/self/ns/{0})")]
     Unsupported(&'static str),
 }
@@ -194,9 +202,30 @@ fn open_ns(kind: Kind, path: PathBuf) -> Result<Join, NamespaceError> {
     let fd = open(&path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).map_err(|source| {
         NamespaceError::Open {
             kind: kind.proc_name(),
-            path,
+            path: path.clone(),
             source,
         }
     })?;
+    // runtime-spec config-linux.md: a path of another namespace type is an
+    // error; say so before anything is made (setns would only fail later).
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    // SAFETY: an ioctl without arguments on a descriptor we own.
+    let got = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&fd), NS_GET_NSTYPE as _) };
+    if got != kind.flag().bits() {
+        let what = if got < 0 {
+            "not a namespace file".to_string()
+        } else {
+            Kind::ALL
+                .iter()
+                .find(|k| k.flag().bits() == got)
+                .map(|k| format!("a {} namespace", k.proc_name()))
+                .unwrap_or_else(|| "another kind of namespace".into())
+        };
+        return Err(NamespaceError::WrongType {
+            kind: kind.proc_name(),
+            path,
+            what,
+        });
+    }
     Ok(Join { kind, fd })
 }

@@ -310,7 +310,8 @@ pub fn list_ids(root: &Path) -> Result<Vec<String>, StateError> {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|id| validate_id(id).is_ok())
+        // Dot-directories hold the runtime's own caches, not containers.
+        .filter(|id| !id.starts_with('.') && validate_id(id).is_ok())
         .collect();
     ids.sort();
     Ok(ids)

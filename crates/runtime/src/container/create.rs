@@ -148,13 +148,32 @@ impl Runtime {
             dir,
             record: &mut record,
             spec,
+            hooks_started: false,
         };
-        let pid = spawn::spawn(plan, cgroup.as_deref(), &mut observer, Until::Ready).map_err(
-            |source| ContainerError::Spawn {
-                id: opts.id.clone(),
-                source,
-            },
-        )?;
+        let spawned = spawn::spawn(plan, cgroup.as_deref(), &mut observer, Until::Ready);
+        let hooks_started = observer.hooks_started;
+        let pid = match spawned {
+            Ok(pid) => pid,
+            Err(source) => {
+                // runtime-spec runtime.md: a create that fails once its
+                // hooks began (a failing prestart, createRuntime or
+                // createContainer hook, or a later setup step) destroys the
+                // container and goes on with the poststop hooks, which undo
+                // what the earlier hooks made (a network, say); as runc.
+                let state = oci_state(&record, Status::Stopped);
+                let poststop = std::mem::take(&mut record.poststop);
+                drop(cleanup);
+                if hooks_started {
+                    for e in hooks::run_all("poststop", &poststop, &state) {
+                        tracing::warn!(container = opts.id.as_str(), "{e}");
+                    }
+                }
+                return Err(ContainerError::Spawn {
+                    id: opts.id.clone(),
+                    source,
+                });
+            }
+        };
         cleanup.pid = Some(pid);
         record.pid = pid;
         record.pid_start_time = start_time(pid).unwrap_or(0);
@@ -229,6 +248,8 @@ struct CreateObserver<'a> {
     dir: &'a StateDir,
     record: &'a mut Record,
     spec: &'a Spec,
+    /// The create-phase hooks began: a failure from here on runs poststop.
+    hooks_started: bool,
 }
 
 impl Observer for CreateObserver<'_> {
@@ -239,7 +260,11 @@ impl Observer for CreateObserver<'_> {
     }
 
     fn runtime_ready(&mut self, _pid: i32) -> Result<(), String> {
-        let state = oci_state(self.record, Status::Creating);
+        self.hooks_started = true;
+        // runtime-spec runtime.md: "created" is the status once the create
+        // operation's environment exists (after step 2); the hooks are
+        // steps 3 to 5 (as crun and the runtime-tools suite's hooks_stdin).
+        let state = oci_state(self.record, Status::Created);
         #[allow(deprecated)]
         let prestart = hook_list(self.spec, |h| h.prestart());
         hooks::run("prestart", &prestart, &state).map_err(|e| e.to_string())?;
@@ -375,9 +400,12 @@ fn build_plan(
             annotations: spec.annotations().clone().unwrap_or_default(),
         }
     };
-    let (seccomp, seccomp_listener) =
-        crate::seccomp::prepare(linux.seccomp().as_ref(), &state_json)
-            .map_err(|e| invalid(e.to_string()))?;
+    let (seccomp, seccomp_listener) = crate::seccomp::prepare(
+        linux.seccomp().as_ref(),
+        &state_json,
+        dir.path().parent().map(super::seccomp_cache_dir).as_deref(),
+    )
+    .map_err(|e| invalid(e.to_string()))?;
     let sysctl = linux
         .sysctl()
         .clone()
@@ -413,7 +441,11 @@ fn build_plan(
             start_container_hooks: hook_list(spec, |h| h.start_container()),
             start_listener,
             keyring: (!opts.no_new_keyring).then(|| opts.id.clone()),
-            state_json,
+            // createContainer and startContainer hooks: see `runtime_ready`.
+            state_json: crate::state::OciState {
+                status: Status::Created,
+                ..state_json
+            },
         }),
         seccomp,
         seccomp_listener,

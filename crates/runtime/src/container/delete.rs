@@ -54,8 +54,9 @@ impl Runtime {
         let state = oci_state(&record, Status::Stopped);
         let poststop = record.poststop.clone();
         dir.remove()?;
-        if let Err(e) = hooks::run("poststop", &poststop, &state) {
-            // runtime-spec: a failing poststop hook is a warning only.
+        // runtime-spec: a failing poststop hook is a warning only; the ones
+        // after it still run.
+        for e in hooks::run_all("poststop", &poststop, &state) {
             tracing::warn!(container = id, "{e}");
         }
         Ok(())

@@ -70,9 +70,12 @@ impl Runtime {
         let mut plan = plan_for(record.pid, spec, console_socket)
             .map_err(|e| ContainerError::Invalid(e.to_string()))?;
         // The container's filter holds for every process in it (as runc).
-        (plan.seccomp, plan.seccomp_listener) =
-            crate::seccomp::prepare(record.seccomp.as_ref(), &super::oci_state(&record, status))
-                .map_err(|e| ContainerError::Invalid(e.to_string()))?;
+        (plan.seccomp, plan.seccomp_listener) = crate::seccomp::prepare(
+            record.seccomp.as_ref(),
+            &super::oci_state(&record, status),
+            Some(&super::seccomp_cache_dir(&self.root)),
+        )
+        .map_err(|e| ContainerError::Invalid(e.to_string()))?;
         let cgroup = cgroup_of(&record)?;
         let pid =
             spawn::spawn(plan, cgroup.as_deref(), &mut Quiet, Until::Exec).map_err(|source| {

@@ -205,6 +205,12 @@ impl Runtime {
     }
 }
 
+/// Where compiled seccomp filters are kept: inside the state root, under a
+/// name no container id can take (`list` skips dot-directories).
+pub(crate) fn seccomp_cache_dir(root: &Path) -> PathBuf {
+    root.join(".cache").join("seccomp")
+}
+
 fn owner_of(dir: &Path) -> String {
     use std::os::unix::fs::MetadataExt;
     let uid = std::fs::metadata(dir).map(|m| m.uid()).unwrap_or(0);

@@ -34,8 +34,9 @@ impl Runtime {
             return Err(fail(reply));
         }
         let state = oci_state(&record, Status::Running);
-        if let Err(e) = hooks::run("poststart", &record.poststart, &state) {
-            // runtime-spec: a failing poststart hook is a warning only.
+        // runtime-spec: a failing poststart hook is a warning only; the
+        // ones after it still run.
+        for e in hooks::run_all("poststart", &record.poststart, &state) {
             tracing::warn!(container = id, "{e}");
         }
         Ok(())

@@ -38,6 +38,10 @@ impl std::fmt::Debug for Program {
 }
 
 impl Program {
+    pub(super) fn from_parts(insns: Vec<Insn>, flags: u32) -> Self {
+        Program { insns, flags }
+    }
+
     pub fn instructions(&self) -> &[Insn] {
         &self.insns
     }
@@ -204,7 +208,7 @@ fn library(e: impl std::fmt::Display) -> SeccompError {
     SeccompError::Library(e.to_string())
 }
 
-fn libseccomp_version() -> String {
+pub(super) fn libseccomp_version() -> String {
     libseccomp::ScmpVersion::current()
         .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
         .unwrap_or_else(|_| "?".into())

@@ -23,6 +23,7 @@
 //! with `noNewPrivileges` off, capset, setgroups, setresuid, setresgid.
 
 mod bpf;
+mod cache;
 mod compile;
 mod default_profile;
 mod notify;
@@ -259,14 +260,16 @@ pub fn check_names(seccomp: &serde_json::Value) -> Result<(), String> {
 /// when a rule notifies, the connection to the agent at `listenerPath`
 /// (made here, in the runtime, so the path is the host's). `state` is the
 /// container's state for the agent (a pid of 0 is filled in on sending).
+/// `cache` is where compiled filters are kept (see `cache.rs`).
 pub fn prepare(
     seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
     state: &crate::state::OciState,
+    cache: Option<&std::path::Path>,
 ) -> Result<(Option<Program>, Option<Listener>), SeccompError> {
     let Some(s) = seccomp else {
         return Ok((None, None));
     };
-    let program = compile(s)?;
+    let program = cache::compile_cached(s, cache)?;
     let listener = match s.listener_path() {
         Some(path) if program.uses_notify() => Some(Listener::connect(
             path,
