@@ -319,24 +319,17 @@ fn mount_cgroups(
             destination: dest,
             fstype: "bind".into(),
             source: Some(cg.host_dir.clone()),
+            // mount_at remounts the bind with these flags (read-only included).
             options: MountOptions {
-                flags: MsFlags::MS_BIND | MsFlags::MS_REC | fs_flags,
+                flags: MsFlags::MS_BIND
+                    | MsFlags::MS_REC
+                    | fs_flags
+                    | (m.options.flags & MsFlags::MS_RDONLY),
                 ..MountOptions::default()
             },
             idmap: None,
         };
         mount_at(root, &target, &bind, in_userns, None)?;
-        if ro {
-            let mounted = reopen(root, &bind)?;
-            remount_bind(
-                &fd_path(mounted.as_fd()),
-                &mounted,
-                fs_flags | MsFlags::MS_RDONLY,
-                MsFlags::empty(),
-                in_userns,
-            )
-            .map_err(|e| m.err(e))?;
-        }
     }
     if ro {
         let mounted = reopen(root, m)?;

@@ -1,6 +1,6 @@
 //! `linux.maskedPaths` and `linux.readonlyPaths`, applied after pivot_root.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -12,7 +12,7 @@ use super::RootfsError;
 use super::mount::remount_bind;
 use super::resolve::open_in_root;
 
-fn root() -> Result<std::os::fd::OwnedFd, RootfsError> {
+fn root() -> Result<OwnedFd, RootfsError> {
     open(
         "/",
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -24,27 +24,32 @@ fn root() -> Result<std::os::fd::OwnedFd, RootfsError> {
     })
 }
 
+/// `path` opened without following symlinks; None when it is absent or a
+/// symlink (a symlink is not what the spec asked to protect).
+fn open_plain(root: &OwnedFd, path: &Path) -> Result<Option<OwnedFd>, RootfsError> {
+    match open_in_root(root.as_fd(), path, ResolveFlag::RESOLVE_NO_SYMLINKS) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOENT) | Err(Errno::ELOOP) => Ok(None),
+        Err(source) => Err(RootfsError::Target {
+            path: path.into(),
+            source,
+        }),
+    }
+}
+
 /// Hides `path`: an empty read-only tmpfs over a directory, /dev/null over a file.
 pub fn mask(path: &Path) -> Result<(), RootfsError> {
     let root = root()?;
-    let target = match open_in_root(root.as_fd(), path, ResolveFlag::RESOLVE_NO_SYMLINKS) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) | Err(Errno::ELOOP) => return Ok(()),
-        Err(source) => {
-            return Err(RootfsError::Target {
-                path: path.into(),
-                source,
-            });
-        }
+    let Some(target) = open_plain(&root, path)? else {
+        return Ok(());
     };
     let is_dir = nix::sys::stat::fstat(&target)
         .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
         .unwrap_or(false);
-    let tpath = path;
     let res = if is_dir {
         mount(
             Some("tmpfs"),
-            tpath,
+            path,
             Some("tmpfs"),
             MsFlags::MS_RDONLY,
             Some("size=0,mode=755"),
@@ -52,7 +57,7 @@ pub fn mask(path: &Path) -> Result<(), RootfsError> {
     } else {
         mount(
             Some("/dev/null"),
-            tpath,
+            path,
             None::<&str>,
             MsFlags::MS_BIND,
             None::<&str>,
@@ -67,25 +72,17 @@ pub fn mask(path: &Path) -> Result<(), RootfsError> {
 /// Makes `path` read-only with a recursive bind onto itself.
 pub fn readonly(path: &Path, in_userns: bool) -> Result<(), RootfsError> {
     let root = root()?;
-    let target = match open_in_root(root.as_fd(), path, ResolveFlag::RESOLVE_NO_SYMLINKS) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) | Err(Errno::ELOOP) => return Ok(()),
-        Err(source) => {
-            return Err(RootfsError::Target {
-                path: path.into(),
-                source,
-            });
-        }
+    let Some(target) = open_plain(&root, path)? else {
+        return Ok(());
     };
     drop(target);
-    let tpath = path;
     let err = |source| RootfsError::Readonly {
         path: path.into(),
         source,
     };
     mount(
-        Some(tpath),
-        tpath,
+        Some(path),
+        path,
         None::<&str>,
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
@@ -94,7 +91,7 @@ pub fn readonly(path: &Path, in_userns: bool) -> Result<(), RootfsError> {
     // Reopen: the descriptor still points at the covered directory.
     let target = open_in_root(root.as_fd(), path, ResolveFlag::RESOLVE_NO_SYMLINKS).map_err(err)?;
     remount_bind(
-        tpath,
+        path,
         &target,
         MsFlags::MS_RDONLY,
         MsFlags::empty(),
