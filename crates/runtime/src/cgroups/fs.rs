@@ -217,7 +217,22 @@ pub(crate) fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// mkdir -p; returns the directories that did not exist before (outermost first).
+/// A parent removed concurrently (an unused parent being pruned) is made again.
 pub(crate) fn create_dir_all(path: &Path) -> Result<Vec<PathBuf>> {
+    let mut attempts = 0;
+    loop {
+        match create_dir_all_once(path) {
+            Err(CgroupError::CreateDir { source, .. })
+                if source.kind() == io::ErrorKind::NotFound && attempts < 5 =>
+            {
+                attempts += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn create_dir_all_once(path: &Path) -> Result<Vec<PathBuf>> {
     let mut missing = Vec::new();
     let mut cur = Some(path);
     while let Some(p) = cur {

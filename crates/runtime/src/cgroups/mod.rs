@@ -101,6 +101,38 @@ pub fn manager(
     Layout::detect()?.manager(cgroups_path, container_id, systemd)
 }
 
+/// The parent of containers' default cgroups (`/pea/<id>`): pea's own.
+pub const DEFAULT_PARENT: &str = "/pea";
+
+/// Removes [`DEFAULT_PARENT`] from every hierarchy once no container uses
+/// it. rmdir(2) refuses a cgroup that still has children, so a parent in use
+/// stays; a create racing with this makes it again (fs::create_dir_all).
+/// Parents named by a spec's cgroupsPath are never removed: pea cannot know
+/// who else configured them.
+pub fn remove_default_parent_if_unused() {
+    let Ok(layout) = Layout::detect() else {
+        return;
+    };
+    let parent = Path::new(DEFAULT_PARENT);
+    let mounts = layout
+        .v1
+        .iter()
+        .map(|m| &m.mount_point)
+        .chain(layout.unified.iter().map(|u| &u.mount_point));
+    for mount in mounts {
+        let _ = std::fs::remove_dir(fs::join(mount, parent));
+    }
+}
+
+/// Destroys a container's cgroup, then the default parent if it became unused.
+pub fn destroy_container_cgroup(cg: &dyn CgroupManager) -> Result<(), CgroupError> {
+    cg.destroy()?;
+    if cg.path().parent() == Some(Path::new(DEFAULT_PARENT)) {
+        remove_default_parent_if_unused();
+    }
+    Ok(())
+}
+
 /// Reopen a container's cgroup from a path persisted from
 /// [`CgroupManager::path`]; the host layout is detected again.
 pub fn open(path: &Path) -> Result<Box<dyn CgroupManager>, CgroupError> {

@@ -57,7 +57,7 @@ impl Drop for Cleanup<'_> {
                 );
             }
             if let Some(cg) = self.cgroup {
-                let _ = cg.destroy();
+                let _ = cgroups::destroy_container_cgroup(cg);
             }
             let _ = dir.remove();
         }

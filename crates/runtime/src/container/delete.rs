@@ -49,7 +49,7 @@ impl Runtime {
             wait_gone(record.pid, record.pid_start_time);
         }
         if let Some(cg) = cgroup_of(&record).ok().flatten() {
-            cg.destroy()?;
+            crate::cgroups::destroy_container_cgroup(cg.as_ref())?;
         }
         let state = oci_state(&record, Status::Stopped);
         let poststop = record.poststop.clone();
