@@ -1,0 +1,12 @@
+//! peapod-engine: containers as the engine sees them.
+//!
+//! Records on disk (`record`), the Kubernetes CRI log format with rotation
+//! (`logs`), restart policies and their back-off (`restart`), and the
+//! supervisor that runs one container through the runtime library and turns
+//! its output and exit into a log and a durable record (`supervisor`).
+
+pub mod logs;
+pub mod record;
+pub mod restart;
+pub mod supervisor;
+mod time;
