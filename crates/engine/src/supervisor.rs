@@ -2,14 +2,12 @@
 //! as the subreaper of its processes; copies its stdout and stderr into the
 //! CRI log; waits; and records the exit code and OOM kill durably.
 //!
-//! The runtime gives the container the calling process's descriptors 0, 1
-//! and 2. `run_once` points them at /dev/null and two pipes while the
-//! container is created, and back afterwards, so it must run in a process of
-//! its own (the detached supervisor), never in one whose stdio other threads
-//! are using.
+//! The container's stdin is /dev/null and its stdout and stderr are pipes
+//! handed to the runtime (`create_with_stdio`); the supervisor's own stdio is
+//! never touched, so it may share a process with other work.
 
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -78,44 +76,6 @@ pub struct Exit {
     pub ran_for: Duration,
 }
 
-/// Points descriptors 0, 1 and 2 at others until dropped, then back.
-struct StdioSwap {
-    saved: [OwnedFd; 3],
-}
-
-impl StdioSwap {
-    fn new(to: [&dyn AsFd; 3]) -> Result<Self, SupervisorError> {
-        let dup = |fd: RawFd| {
-            // SAFETY: 0, 1 and 2 are open for the whole life of the process.
-            let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-            b.try_clone_to_owned()
-                .map_err(|e| sys("save stdio")(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))
-        };
-        let swap = StdioSwap {
-            saved: [dup(0)?, dup(1)?, dup(2)?],
-        };
-        for (target, from) in to.iter().enumerate() {
-            dup2_raw(from.as_fd().as_raw_fd(), target as RawFd).map_err(sys("redirect stdio"))?;
-        }
-        Ok(swap)
-    }
-}
-
-impl Drop for StdioSwap {
-    fn drop(&mut self) {
-        for (target, saved) in self.saved.iter().enumerate() {
-            let _ = dup2_raw(saved.as_raw_fd(), target as RawFd);
-        }
-    }
-}
-
-fn dup2_raw(from: RawFd, to: RawFd) -> Result<(), nix::Error> {
-    // SAFETY: dup2 on descriptors this process owns; `to` is 0, 1 or 2,
-    // which stay open (replaced atomically by dup2).
-    let rc = unsafe { libc::dup2(from, to) };
-    nix::errno::Errno::result(rc).map(drop)
-}
-
 /// Creates and starts the container, copies its output into the log until
 /// it ends, waits for it, removes it from the runtime, and records
 /// `Exited { code, oom_killed, finished_at }` in its record.
@@ -131,14 +91,14 @@ pub fn run_once(spec: &RunSpec) -> Result<Exit, SupervisorError> {
     let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys("make a pipe"))?;
     let null = File::open("/dev/null")
         .map_err(|e| sys("open /dev/null")(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?;
-    let created = {
-        let _swap = StdioSwap::new([&null, &out_w, &err_w])?;
-        spec.runtime.create(&CreateOptions {
+    let created = spec.runtime.create_with_stdio(
+        &CreateOptions {
             id: spec.id.clone(),
             bundle: spec.bundle.clone(),
             ..Default::default()
-        })
-    };
+        },
+        [null.as_fd(), out_w.as_fd(), err_w.as_fd()],
+    );
     // Only the container holds the write ends now: its end is their EOF.
     drop((out_w, err_w, null));
     let pid = created?;

@@ -1,6 +1,6 @@
 //! `create`: everything set up, the init blocked before exec until `start`.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -67,6 +67,24 @@ impl Drop for Cleanup<'_> {
 impl Runtime {
     /// Creates container `opts.id` from its bundle; returns init's pid.
     pub fn create(&self, opts: &CreateOptions) -> Result<i32, ContainerError> {
+        self.create_with(opts, None)
+    }
+
+    /// `create`, with `stdio` as the container process's stdin, stdout and
+    /// stderr instead of the caller's own (an engine hands it pipes to log).
+    pub fn create_with_stdio(
+        &self,
+        opts: &CreateOptions,
+        stdio: [BorrowedFd<'_>; 3],
+    ) -> Result<i32, ContainerError> {
+        self.create_with(opts, Some(stdio.map(|fd| fd.as_raw_fd())))
+    }
+
+    fn create_with(
+        &self,
+        opts: &CreateOptions,
+        stdio: Option<[RawFd; 3]>,
+    ) -> Result<i32, ContainerError> {
         let bundle = Bundle::load(&opts.bundle)?;
         let spec = &bundle.spec;
         let linux = spec.linux().clone().unwrap_or_default();
@@ -117,7 +135,8 @@ impl Runtime {
             dir.save(&record)?;
         }
         cleanup.cgroup = cgroup.as_deref();
-        let plan = build_plan(&bundle, opts, dir, cgroup.as_deref())?;
+        let mut plan = build_plan(&bundle, opts, dir, cgroup.as_deref())?;
+        plan.stdio = stdio;
         if let (Some(res), Some(cgroup)) = (linux.resources(), cgroup.as_deref()) {
             let mut res = res.clone();
             if let Some(rules) = res.devices().clone() {
@@ -449,6 +468,7 @@ fn build_plan(
         }),
         seccomp,
         seccomp_listener,
+        stdio: None,
     })
 }
 

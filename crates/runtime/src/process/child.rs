@@ -76,6 +76,9 @@ enum Never {}
 
 fn enter(mut plan: Plan, chan: &Channel) -> Result<Never, ChildError> {
     reset_signals();
+    if let Some(fds) = plan.stdio {
+        install_stdio(fds).map_err(sys("set up the container's stdio"))?;
+    }
     let ns = &plan.namespaces;
     // A killed runtime must not leave a half-made container behind.
     // SAFETY: prctl with integer arguments only.
@@ -189,6 +192,26 @@ fn enter(mut plan: Plan, chan: &Channel) -> Result<Never, ChildError> {
 fn set_dumpable(on: bool) {
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(on), 0, 0, 0) };
+}
+
+/// Makes `fds` descriptors 0, 1 and 2. They are first copied above 2, so one
+/// that is itself 0, 1 or 2 is not overwritten before it is used.
+fn install_stdio(fds: [std::os::fd::RawFd; 3]) -> Result<(), nix::Error> {
+    let mut high = [0; 3];
+    for (slot, fd) in high.iter_mut().zip(fds) {
+        // SAFETY: the caller keeps these descriptors open through the fork.
+        let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        *slot = nix::fcntl::fcntl(b, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))?;
+    }
+    for (target, fd) in high.into_iter().enumerate() {
+        // SAFETY: dup2 onto this process's standard descriptors, then close
+        // the temporary copy; no memory is involved.
+        let rc = unsafe { libc::dup2(fd, target as i32) };
+        nix::errno::Errno::result(rc)?;
+        // SAFETY: `fd` is the temporary copy made above.
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
 }
 
 /// Closes every descriptor above stdio that is neither passed on

@@ -19,5 +19,6 @@ pub fn plan_for(
         init: None,
         seccomp: None,
         seccomp_listener: None,
+        stdio: None,
     })
 }

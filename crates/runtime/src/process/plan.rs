@@ -99,6 +99,9 @@ pub struct Plan {
     /// The seccomp agent (`listenerPath`) when the filter notifies: kept by
     /// the runtime (`spawn` takes it before fork), never by the container.
     pub seccomp_listener: Option<crate::seccomp::Listener>,
+    /// Descriptors to become the process's stdin, stdout and stderr; the
+    /// caller keeps them open until `spawn` returns. None: the caller's own.
+    pub stdio: Option<[std::os::fd::RawFd; 3]>,
 }
 
 impl Plan {
@@ -114,6 +117,7 @@ impl Plan {
             .collect();
         fds.extend(self.console_socket.as_ref().map(|f| f.as_raw_fd()));
         fds.extend(self.init.as_ref().map(|i| i.start_listener.as_raw_fd()));
+        fds.extend(self.stdio.iter().flatten());
         fds
     }
 }
