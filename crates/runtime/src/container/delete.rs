@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::{ContainerError, Runtime, cgroup_of, oci_state, status_of};
+use super::{ContainerError, Runtime, cgroup_of, oci_state, status_with};
 use crate::hooks;
 use crate::process::wait::{is_same_process, try_wait_pid};
 use crate::state::{StateDir, StateError, Status};
@@ -28,7 +28,11 @@ impl Runtime {
             dir.remove()?;
             return Ok(());
         };
-        let status = status_of(&record, dir.path());
+        // Opened once: for the status, the thaw and the removal.
+        let cg = cgroup_of(&record).ok().flatten();
+        let status = status_with(&record, dir.path(), || {
+            cg.as_deref().is_some_and(super::is_frozen)
+        });
         if status != Status::Stopped {
             // A created container never ran user code: delete may kill it (as runc).
             if !force && status != Status::Created {
@@ -38,7 +42,6 @@ impl Runtime {
                     what: "stop it first or use delete --force",
                 });
             }
-            let cg = cgroup_of(&record).ok().flatten();
             if let Some(cg) = &cg {
                 // Thaw so SIGKILL is acted on.
                 let _ = cg.freeze(crate::cgroups::FreezerState::Thawed);
@@ -48,7 +51,7 @@ impl Runtime {
             }
             wait_gone(record.pid, record.pid_start_time);
         }
-        if let Some(cg) = cgroup_of(&record).ok().flatten() {
+        if let Some(cg) = &cg {
             crate::cgroups::destroy_container_cgroup(cg.as_ref())?;
         }
         let state = oci_state(&record, Status::Stopped);

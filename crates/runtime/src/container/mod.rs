@@ -230,6 +230,22 @@ pub(crate) fn cgroup_of(record: &Record) -> Result<Option<Box<dyn CgroupManager>
 
 /// Derives the status from the live system, never from a stored field alone.
 pub(crate) fn status_of(record: &Record, dir: &Path) -> Status {
+    status_with(record, dir, || {
+        cgroup_of(record)
+            .ok()
+            .flatten()
+            .is_some_and(|cg| is_frozen(cg.as_ref()))
+    })
+}
+
+fn is_frozen(cg: &dyn CgroupManager) -> bool {
+    matches!(cg.freezer_state(), Ok(cgroups::FreezerState::Frozen))
+}
+
+/// `status_of`, asking `frozen` only when the answer matters, so an
+/// operation that has the container's cgroup open already does not detect
+/// the host's cgroup layout a second time.
+pub(crate) fn status_with(record: &Record, dir: &Path, frozen: impl FnOnce() -> bool) -> Status {
     let alive = is_same_process(record.pid, record.pid_start_time);
     if !record.created_done {
         return if alive {
@@ -241,9 +257,7 @@ pub(crate) fn status_of(record: &Record, dir: &Path) -> Status {
     if !alive {
         return Status::Stopped;
     }
-    if let Ok(Some(cg)) = cgroup_of(record)
-        && matches!(cg.freezer_state(), Ok(cgroups::FreezerState::Frozen))
-    {
+    if frozen() {
         return Status::Paused;
     }
     if dir.join(state::START_SOCKET).exists() {

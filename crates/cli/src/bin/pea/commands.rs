@@ -99,15 +99,34 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
     }
 }
 
+/// Force-deletes a container `run` made unless disarmed, so no error path
+/// (failed start, lost terminal, failed wait) leaves it behind.
+struct RunGuard<'a> {
+    rt: &'a Runtime,
+    id: &'a str,
+    armed: bool,
+}
+
+impl Drop for RunGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.rt.delete(self.id, true);
+        }
+    }
+}
+
 /// `run`: create + start; in the foreground, wait and pass the exit code on.
 fn run_container(rt: &Runtime, a: &RunArgs) -> Result<u8> {
     let mut opts = create_options(&a.create);
     if a.detach {
         rt.create(&opts)?;
-        if let Err(e) = rt.start(&opts.id) {
-            let _ = rt.delete(&opts.id, true);
-            return Err(e.into());
-        }
+        let mut guard = RunGuard {
+            rt,
+            id: &opts.id,
+            armed: true,
+        };
+        rt.start(&opts.id)?;
+        guard.armed = false;
         return Ok(0);
     }
     // The init is a grandchild: adopt it to wait for it.
@@ -122,21 +141,16 @@ fn run_container(rt: &Runtime, a: &RunArgs) -> Result<u8> {
     };
     let forward = crate::tty::SignalForwarder::block()?;
     let pid = rt.create(&opts)?;
-    let session = match console {
-        Some(c) => match c.accept() {
-            Ok(s) => Some(s),
-            Err(e) => {
-                let _ = rt.delete(&opts.id, true);
-                return Err(e);
-            }
-        },
-        None => None,
+    let mut guard = RunGuard {
+        rt,
+        id: &opts.id,
+        armed: true,
     };
-    if let Err(e) = rt.start(&opts.id) {
-        let _ = rt.delete(&opts.id, true);
-        return Err(e.into());
-    }
+    let session = console.map(|c| c.accept()).transpose()?;
+    rt.start(&opts.id)?;
     let status = forward.wait(pid, session)?;
+    guard.armed = false;
+    // --keep leaves the stopped container for the caller to inspect.
     if !a.keep {
         rt.delete(&opts.id, true)?;
     }
