@@ -32,6 +32,19 @@ impl Table {
             .ok_or_else(|| SnapshotError::NotFound(key.to_string()))
     }
 
+    /// `key`'s record, which must be an active (writable) snapshot.
+    pub fn active(&self, key: &str) -> Result<&Record, SnapshotError> {
+        let r = self.get(key)?;
+        if r.kind != Kind::Active {
+            return Err(SnapshotError::WrongKind {
+                key: key.to_string(),
+                actual: r.kind,
+                wanted: Kind::Active,
+            });
+        }
+        Ok(r)
+    }
+
     /// The ids of `key`'s committed ancestors, nearest first.
     pub fn parent_ids(&self, key: &str) -> Result<Vec<u64>, SnapshotError> {
         let mut out = Vec::new();
@@ -123,6 +136,17 @@ impl MetaStore {
     /// Where layers are unpacked before they become snapshots; emptied by GC.
     pub fn staging(&self) -> PathBuf {
         self.root.join("staging")
+    }
+
+    /// The snapshot's filesystem tree (both drivers keep it at `<dir>/fs`).
+    pub fn fs_dir(&self, id: u64) -> PathBuf {
+        self.dir(id).join("fs")
+    }
+
+    /// Disk usage of `key`'s own tree.
+    pub fn usage(&self, key: &str) -> Result<super::Usage, SnapshotError> {
+        let id = self.read(|t| Ok(t.get(key)?.id))?;
+        super::tree_usage(&self.fs_dir(id))
     }
 
     pub fn dir(&self, id: u64) -> PathBuf {

@@ -21,10 +21,6 @@ impl Overlay {
         })
     }
 
-    fn fs_dir(&self, id: u64) -> PathBuf {
-        self.meta.dir(id).join("fs")
-    }
-
     fn create(
         &self,
         key: &str,
@@ -47,7 +43,7 @@ impl Overlay {
         let lowers: Vec<PathBuf> = t
             .parent_ids(key)?
             .into_iter()
-            .map(|id| self.fs_dir(id))
+            .map(|id| self.meta.fs_dir(id))
             .collect();
         let join = |v: &[PathBuf]| {
             v.iter()
@@ -56,18 +52,18 @@ impl Overlay {
                 .join(":")
         };
         Ok(match r.kind {
-            Kind::Active if lowers.is_empty() => vec![Mount::bind(&self.fs_dir(r.id), false)],
+            Kind::Active if lowers.is_empty() => vec![Mount::bind(&self.meta.fs_dir(r.id), false)],
             Kind::Active => vec![Mount {
                 typ: "overlay".into(),
                 source: "overlay".into(),
                 options: vec![
                     "index=off".into(),
                     format!("workdir={}", self.meta.dir(r.id).join("work").display()),
-                    format!("upperdir={}", self.fs_dir(r.id).display()),
+                    format!("upperdir={}", self.meta.fs_dir(r.id).display()),
                     format!("lowerdir={}", join(&lowers)),
                 ],
             }],
-            _ if lowers.is_empty() => vec![Mount::bind(&self.fs_dir(r.id), true)],
+            _ if lowers.is_empty() => vec![Mount::bind(&self.meta.fs_dir(r.id), true)],
             _ if lowers.len() == 1 => vec![Mount::bind(&lowers[0], true)],
             _ => vec![Mount {
                 typ: "overlay".into(),
@@ -116,21 +112,13 @@ impl Snapshotter for Overlay {
     }
 
     fn usage(&self, key: &str) -> Result<Usage, SnapshotError> {
-        let id = self.meta.read(|t| Ok(t.get(key)?.id))?;
-        super::tree_usage(&self.fs_dir(id))
+        self.meta.usage(key)
     }
 
     fn write_target(&self, key: &str) -> Result<WriteTarget, SnapshotError> {
-        let r = self.meta.read(|t| Ok(t.get(key)?.clone()))?;
-        if r.kind != Kind::Active {
-            return Err(SnapshotError::WrongKind {
-                key: key.to_string(),
-                actual: r.kind,
-                wanted: Kind::Active,
-            });
-        }
+        let id = self.meta.read(|t| Ok(t.active(key)?.id))?;
         Ok(WriteTarget {
-            dir: self.fs_dir(r.id),
+            dir: self.meta.fs_dir(id),
             whiteouts: Whiteouts::Overlay,
         })
     }
@@ -174,7 +162,7 @@ impl Snapshotter for Overlay {
             let lowers: Vec<String> = t
                 .parent_ids(key)?
                 .into_iter()
-                .map(|id| self.fs_dir(id).to_string_lossy().into_owned())
+                .map(|id| self.meta.fs_dir(id).to_string_lossy().into_owned())
                 .collect();
             let mut data = std::collections::BTreeMap::new();
             let dir = self.meta.dir(r.id);

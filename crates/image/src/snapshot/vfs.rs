@@ -2,7 +2,7 @@
 //! large, but it needs nothing from the kernel or the filesystem beyond bind mounts.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::meta::MetaStore;
 use super::{GraphDriver, Info, Kind, Mount, SnapshotError, Snapshotter, Usage, WriteTarget, copy};
@@ -19,10 +19,6 @@ impl Vfs {
         })
     }
 
-    fn fs_dir(&self, id: u64) -> PathBuf {
-        self.meta.dir(id).join("fs")
-    }
-
     fn create(
         &self,
         key: &str,
@@ -33,9 +29,9 @@ impl Vfs {
             let parent_id = parent.map(|p| t.get(p).map(|r| r.id)).transpose()?;
             Ok((t.add(key, parent, kind)?, parent_id))
         })?;
-        let dest = self.fs_dir(id);
+        let dest = self.meta.fs_dir(id);
         let made = match parent_id {
-            Some(pid) => copy::copy_tree(&self.fs_dir(pid), &dest),
+            Some(pid) => copy::copy_tree(&self.meta.fs_dir(pid), &dest),
             None => fs::create_dir_all(&dest).map_err(SnapshotError::io("creating", &dest)),
         };
         if let Err(e) = made {
@@ -66,7 +62,7 @@ impl Snapshotter for Vfs {
     fn mounts(&self, key: &str) -> Result<Vec<Mount>, SnapshotError> {
         let r = self.meta.read(|t| Ok(t.get(key)?.clone()))?;
         Ok(vec![Mount::bind(
-            &self.fs_dir(r.id),
+            &self.meta.fs_dir(r.id),
             r.kind != Kind::Active,
         )])
     }
@@ -84,21 +80,13 @@ impl Snapshotter for Vfs {
     }
 
     fn usage(&self, key: &str) -> Result<Usage, SnapshotError> {
-        let id = self.meta.read(|t| Ok(t.get(key)?.id))?;
-        super::tree_usage(&self.fs_dir(id))
+        self.meta.usage(key)
     }
 
     fn write_target(&self, key: &str) -> Result<WriteTarget, SnapshotError> {
-        let r = self.meta.read(|t| Ok(t.get(key)?.clone()))?;
-        if r.kind != Kind::Active {
-            return Err(SnapshotError::WrongKind {
-                key: key.to_string(),
-                actual: r.kind,
-                wanted: Kind::Active,
-            });
-        }
+        let id = self.meta.read(|t| Ok(t.active(key)?.id))?;
         Ok(WriteTarget {
-            dir: self.fs_dir(r.id),
+            dir: self.meta.fs_dir(id),
             whiteouts: Whiteouts::Apply,
         })
     }
@@ -106,7 +94,7 @@ impl Snapshotter for Vfs {
     fn graph_driver(&self, key: &str) -> Result<GraphDriver, SnapshotError> {
         let id = self.meta.read(|t| Ok(t.get(key)?.id))?;
         let mut data = std::collections::BTreeMap::new();
-        data.insert("Dir".into(), self.fs_dir(id).display().to_string());
+        data.insert("Dir".into(), self.meta.fs_dir(id).display().to_string());
         Ok(GraphDriver {
             name: "vfs".into(),
             data,
