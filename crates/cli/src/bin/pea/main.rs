@@ -3,14 +3,14 @@
 mod args;
 mod cgroup_cmds;
 mod commands;
+#[path = "../../edge.rs"]
+mod edge;
 mod features;
 mod logging;
 mod time;
 mod tty;
 
 use std::process::ExitCode;
-
-use clap::Parser;
 
 fn main() -> ExitCode {
     // CVE-2019-5736: every process that joins a container must run a binary
@@ -19,23 +19,9 @@ fn main() -> ExitCode {
         .skip(1)
         .any(|a| matches!(a.to_str(), Some("create" | "run" | "exec")))
         .then(pea_runtime::exe_seal::reexec_read_only);
-    let cli = match args::Cli::try_parse() {
+    let cli: args::Cli = match edge::parse("pea", 1) {
         Ok(c) => c,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            // One line: clap's first line names the bad flag or value.
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!(
-                "pea: {}; see `pea --help`",
-                first.trim_start_matches("error: ")
-            );
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     logging::init(&cli);
     if let Some(Err(e)) = sealed {
@@ -45,7 +31,7 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let msg = one_line(&e);
+            let msg = edge::one_line(&e);
             if logs_to_file {
                 tracing::error!("{msg}");
             }
@@ -53,17 +39,4 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// The error and its causes on one line, skipping causes the message already shows.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut msg = e.to_string();
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !msg.contains(&c) {
-            msg.push_str(": ");
-            msg.push_str(&c);
-        }
-    }
-    msg.replace('\n', " ")
 }

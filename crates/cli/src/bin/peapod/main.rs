@@ -1,36 +1,22 @@
 //! `peapod`: the engine's command line (images for now).
 
 mod args;
+#[path = "../../edge.rs"]
+mod edge;
 mod images;
 mod registry;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = match args::Cli::try_parse() {
+    let cli: args::Cli = match edge::parse("peapod", 2) {
         Ok(c) => c,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            // One line: clap's first line names the bad flag or value.
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!(
-                "peapod: {}; see `peapod --help`",
-                first.trim_start_matches("error: ")
-            );
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("peapod: {}", one_line(&e));
+            eprintln!("peapod: {}", edge::one_line(&e));
             ExitCode::from(1)
         }
     }
@@ -54,17 +40,4 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         Command::Login(a) => registry::login(&cli, a),
         Command::Logout(a) => registry::logout(&cli, a),
     }
-}
-
-/// The error and its causes on one line, skipping causes the message already shows.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut msg = e.to_string();
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !msg.contains(&c) {
-            msg.push_str(": ");
-            msg.push_str(&c);
-        }
-    }
-    msg.replace('\n', " ")
 }
