@@ -110,9 +110,6 @@ pub struct Record {
     pub annotations: HashMap<String, String>,
     /// True once `create` finished (init waits for `start`).
     pub created_done: bool,
-    /// The namespaces init was given, as `type -> /proc/PID/ns` paths are unstable:
-    /// exec joins the ones listed here.
-    pub namespaces: Vec<String>,
     /// The config's process: defaults for `exec`.
     pub process: oci_spec::runtime::Process,
     pub poststart: Vec<oci_spec::runtime::Hook>,
@@ -348,7 +345,6 @@ mod tests {
             created: 1,
             annotations: HashMap::new(),
             created_done: true,
-            namespaces: vec!["pid".into()],
             process: Default::default(),
             poststart: Vec::new(),
             poststop: Vec::new(),

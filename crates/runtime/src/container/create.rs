@@ -119,7 +119,6 @@ impl Runtime {
                 .unwrap_or(0),
             annotations: spec.annotations().clone().unwrap_or_default(),
             created_done: false,
-            namespaces: Vec::new(),
             process: bundle.process().clone(),
             poststart: hook_list(spec, |h| h.poststart()),
             poststop: hook_list(spec, |h| h.poststop()),
@@ -157,12 +156,6 @@ impl Runtime {
             }
             cgroup.apply(&res)?;
         }
-        record.namespaces = plan
-            .namespaces
-            .new
-            .iter()
-            .map(|k| k.proc_name().to_string())
-            .collect();
         let mut observer = CreateObserver {
             dir,
             record: &mut record,
