@@ -6,7 +6,9 @@
 //! its output and exit into a log and a durable record (`supervisor`).
 
 pub mod logs;
+pub mod paths;
 pub mod record;
+pub mod request;
 pub mod restart;
 pub mod supervisor;
 mod time;
