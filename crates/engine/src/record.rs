@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use crate::request::ContainerRequest;
 use crate::restart::{Backoff, RestartPolicy};
 use crate::time::serde_rfc3339;
 
@@ -105,6 +106,90 @@ pub struct Record {
     #[serde(default)]
     pub stopped_by_user: bool,
     pub log_path: PathBuf,
+    /// How the engine made it (empty for records made by `create` alone).
+    #[serde(default)]
+    pub setup: Setup,
+    /// The supervisor process (restart policy), while it lives.
+    #[serde(default)]
+    pub supervisor: Option<ProcRef>,
+    /// The monitor process (the container's parent for one run).
+    #[serde(default)]
+    pub monitor: Option<ProcRef>,
+    /// When the last run started (RFC 3339), kept after it ends.
+    #[serde(default)]
+    pub started_at: Option<String>,
+}
+
+/// What the engine built for a container, kept for inspect, restarts and
+/// removal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Setup {
+    pub request: ContainerRequest,
+    /// The image's id (its config digest).
+    pub image_id: String,
+    /// The OCI bundle directory.
+    pub bundle: PathBuf,
+    /// Where the root filesystem is mounted on the host.
+    pub rootfs: PathBuf,
+    /// The image snapshot key of the writable layer.
+    pub snapshot: String,
+    pub hostname: String,
+    /// The network attachment, when bridged.
+    pub network: Option<serde_json::Value>,
+    /// Mounts for inspect (type, source, destination, rw).
+    pub mounts: Vec<serde_json::Value>,
+    /// Volumes made for this container alone (removed with it on `--rm`).
+    pub anonymous_volumes: Vec<String>,
+    /// The signal `stop` sends first.
+    pub stop_signal: i32,
+    /// Seconds `stop` waits before SIGKILL.
+    pub stop_timeout: u32,
+    pub tty: bool,
+    pub interactive: bool,
+    /// Private uid/gid range start, with `--userns auto`.
+    pub userns_range: Option<u32>,
+}
+
+/// A process known by pid and start time, so a reused pid is not mistaken
+/// for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcRef {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+impl ProcRef {
+    /// This process, as seen now.
+    pub fn current() -> Option<ProcRef> {
+        let pid = std::process::id() as i32;
+        Some(ProcRef {
+            pid,
+            start_time: pea_runtime::process::wait::start_time(pid)?,
+        })
+    }
+
+    pub fn of(pid: i32) -> Option<ProcRef> {
+        Some(ProcRef {
+            pid,
+            start_time: pea_runtime::process::wait::start_time(pid)?,
+        })
+    }
+
+    /// Whether it still runs (a zombie counts as gone).
+    pub fn alive(&self) -> bool {
+        pea_runtime::process::wait::start_time(self.pid) == Some(self.start_time)
+            && !is_zombie(self.pid)
+    }
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rfind(')')
+                .map(|i| s[i + 1..].trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
 }
 
 impl Record {
@@ -121,6 +206,7 @@ pub struct NewContainer {
     pub image: String,
     pub command: Vec<String>,
     pub restart_policy: RestartPolicy,
+    pub setup: Setup,
 }
 
 /// A directory of container records.
@@ -174,6 +260,10 @@ impl Store {
             restart_count: 0,
             backoff: Backoff::default(),
             stopped_by_user: false,
+            setup: new.setup,
+            supervisor: None,
+            monitor: None,
+            started_at: None,
         };
         // The record exists before the name points at it: a name whose
         // record is missing is then always stale.

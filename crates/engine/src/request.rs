@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::restart::RestartPolicy;
 
 /// Everything `peapod run` / `peapod create` can say about one container.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRequest {
     /// The image as the user named it.
     pub image: String,
@@ -159,7 +159,7 @@ pub enum UsernsMode {
     KeepId,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resources {
     /// `--memory`, bytes.
     pub memory: Option<u64>,

@@ -160,9 +160,20 @@ pub fn supervise(
     spec: &RunSpec,
     sleep: &mut dyn FnMut(Duration) -> bool,
 ) -> Result<Exit, SupervisorError> {
+    supervise_with(&spec.store, &spec.id, &mut || run_once(spec), sleep)
+}
+
+/// `supervise` with the run itself given: `run` runs the container once and
+/// records its end (in-process, or by a monitor process).
+pub fn supervise_with(
+    store: &Store,
+    id: &str,
+    run: &mut dyn FnMut() -> Result<Exit, SupervisorError>,
+    sleep: &mut dyn FnMut(Duration) -> bool,
+) -> Result<Exit, SupervisorError> {
     loop {
-        let exit = run_once(spec)?;
-        let (record, delay) = spec.store.update(&spec.id, |r| {
+        let exit = run()?;
+        let (record, delay) = store.update(id, |r| {
             if !r
                 .restart_policy
                 .should_restart(exit.code, r.restart_count, r.stopped_by_user)
@@ -183,12 +194,12 @@ pub fn supervise(
             return Ok(exit);
         };
         let slept = sleep(delay);
-        let stopped = spec.store.load(&spec.id)?.stopped_by_user;
+        let stopped = store.load(id)?.stopped_by_user;
         if !slept || stopped {
             let State::Restarting { finished_at, .. } = record.state else {
                 unreachable!("set to Restarting above");
             };
-            spec.store.update(&spec.id, |r| {
+            store.update(id, |r| {
                 r.state = State::Exited {
                     code: exit.code,
                     oom_killed: exit.oom_killed,
@@ -197,6 +208,6 @@ pub fn supervise(
             })?;
             return Ok(exit);
         }
-        spec.store.update(&spec.id, |r| r.restart_count += 1)?;
+        store.update(id, |r| r.restart_count += 1)?;
     }
 }

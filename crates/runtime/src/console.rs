@@ -126,3 +126,33 @@ pub fn become_console(slave: &OwnedFd) -> Result<(), ConsoleError> {
     }
     Ok(())
 }
+
+/// The caller's side of the console socket: receives the pty master a
+/// container sends on the accepted connection `conn`.
+pub fn receive_master(conn: &impl AsRawFd) -> Result<OwnedFd, ConsoleError> {
+    use nix::sys::socket::{ControlMessageOwned, recvmsg};
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(pty("receive the terminal"))?;
+    let cmsgs = msg.cmsgs().map_err(pty("receive the terminal"))?;
+    for c in cmsgs {
+        if let ControlMessageOwned::ScmRights(fds) = c
+            && let Some(&fd) = fds.first()
+        {
+            // SAFETY: the kernel installed this descriptor for us just now;
+            // nothing else owns it.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+    }
+    Err(ConsoleError::Pty {
+        step: "receive the terminal (none was sent)",
+        source: nix::Error::EBADMSG,
+    })
+}

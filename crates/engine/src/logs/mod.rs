@@ -17,6 +17,7 @@ mod writer;
 pub use reader::{Follow, LogLine, ReadOptions, read_lines, write_logs};
 pub use writer::{
     DEFAULT_MAX_FILES, DEFAULT_MAX_LINE, DEFAULT_MAX_SIZE, LineSplitter, LogWriter, copy_stream,
+    copy_stream_with,
 };
 
 use std::path::{Path, PathBuf};

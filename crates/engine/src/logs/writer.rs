@@ -148,10 +148,22 @@ fn open_append(path: &Path) -> Result<File, LogError> {
 /// Copies a container's stream into the log until end of file, stamping each
 /// entry with the time its bytes were read. Two streams may share a writer.
 pub fn copy_stream(
+    from: impl Read,
+    stream: Stream,
+    to: &Mutex<LogWriter>,
+    max_line: usize,
+) -> Result<(), LogError> {
+    copy_stream_with(from, stream, to, max_line, &mut |_| {})
+}
+
+/// `copy_stream`, also handing every chunk read to `tee` as it comes (to
+/// attached clients).
+pub fn copy_stream_with(
     mut from: impl Read,
     stream: Stream,
     to: &Mutex<LogWriter>,
     max_line: usize,
+    tee: &mut dyn FnMut(&[u8]),
 ) -> Result<(), LogError> {
     let mut split = LineSplitter::new(max_line);
     let mut buf = vec![0u8; 32 * 1024];
@@ -181,6 +193,7 @@ pub fn copy_stream(
                 return Err(io_err("container output for", &path)(e));
             }
         };
+        tee(&buf[..n]);
         write(split.push(&buf[..n]))?;
     }
     write(split.finish().into_iter().collect())
