@@ -5,6 +5,7 @@
 //! supervisor that runs one container through the runtime library and turns
 //! its output and exit into a log and a durable record (`supervisor`).
 
+pub mod bundle;
 pub mod logs;
 pub mod paths;
 pub mod record;
