@@ -159,20 +159,198 @@ fn bearer_token_challenge_and_resume() {
     assert!(reqs.iter().any(|r| r.contains(&d2)), "{reqs:?}");
 }
 
+/// This machine's address on its default route, if it has one (nothing is sent).
+fn non_loopback_ip() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
 #[test]
-fn plain_http_needs_insecure_registry() {
-    let (routes, _) = fake_image("x/y", &[layer(&[("a", b"a")], Comp::Gzip)], None);
-    let fake = FakeRegistry::start(routes, None);
+fn plain_http_loopback_falls_back_others_need_insecure_registry() {
+    let (routes, md) = fake_image("x/y", &[layer(&[("a", b"a")], Comp::Gzip)], None);
+    let fake = FakeRegistry::start(routes.clone(), None);
     let tmp = tempfile::tempdir().unwrap();
-    let svc = service(tmp.path());
     let mut o = opts("other:1");
     o.client.insecure.clear();
-    let err = svc
+    // Loopback, as Docker does: HTTPS first, plain HTTP when the server answers in it.
+    let img = service(&tmp.path().join("a"))
         .pull(
             &Reference::parse(&format!("{}/x/y", fake.host())).unwrap(),
+            &o,
+        )
+        .unwrap();
+    assert_eq!(img.record.target.digest.to_string(), md);
+
+    let Some(ip) = non_loopback_ip() else {
+        eprintln!("no non-loopback address: skipped the remote half");
+        return;
+    };
+    let remote = FakeRegistry::start_at(&ip.to_string(), routes, None);
+    let err = service(&tmp.path().join("b"))
+        .pull(
+            &Reference::parse(&format!("{}/x/y", remote.host())).unwrap(),
             &o,
         )
         .unwrap_err()
         .to_string();
     assert!(err.contains("--insecure-registry"), "{err}");
+    assert!(
+        remote.requests().is_empty(),
+        "no plain HTTP request: {:?}",
+        remote.requests()
+    );
+}
+
+/// A fake registry serving one image with a single incompressible layer of `n` bytes.
+fn one_big_layer(repo: &str, n: usize) -> (FakeRegistry, common::Layer, String) {
+    let mut x: u32 = 12345;
+    let data: Vec<u8> = (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    let l = layer(&[("big", &data)], Comp::None);
+    let (routes, _) = fake_image(repo, std::slice::from_ref(&l), None);
+    let fake = FakeRegistry::start(routes, None);
+    let path = format!("/v2/{repo}/blobs/{}", sha256(&l.blob));
+    (fake, l, path)
+}
+
+fn ingest_files(root: &Path) -> Vec<String> {
+    fs::read_dir(root.join("content/ingest"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn interrupted_download_resumes_with_a_range_request() {
+    let (fake, l, path) = one_big_layer("x/resume", 300_000);
+    let d = sha256(&l.blob);
+    let digest: peapod_image::digest::Digest = d.parse().unwrap();
+    let half = l.blob.len() / 2;
+    fake.cut_once(&path, half);
+    let tmp = tempfile::tempdir().unwrap();
+    let svc = service(tmp.path());
+    let reference = Reference::parse(&format!("{}/x/resume", fake.host())).unwrap();
+
+    let err = svc.pull(&reference, &opts(&fake.host())).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ImageError::Registry(RegistryError::Interrupted { done, .. }) if done == half as u64
+        ),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&d) && msg.contains("pull again to resume"),
+        "{msg}"
+    );
+    assert!(!svc.store().exists(&digest));
+    assert!(svc.records().unwrap().is_empty());
+    let partial = svc.store().partial_path(&digest);
+    assert_eq!(fs::metadata(&partial).unwrap().len(), half as u64);
+    assert_eq!(
+        partial.file_name().unwrap().to_string_lossy(),
+        format!("sha256-{}.partial", digest.hex())
+    );
+
+    svc.pull(&reference, &opts(&fake.host())).unwrap();
+    let reqs = fake.requests();
+    let ranged = format!("GET {path} Range: bytes={half}-");
+    assert!(reqs.contains(&ranged), "{reqs:?}");
+    assert_eq!(svc.store().read(&digest).unwrap(), l.blob);
+    assert!(ingest_files(tmp.path()).is_empty());
+}
+
+#[test]
+fn server_ignoring_range_restarts_from_zero() {
+    let (fake, l, path) = one_big_layer("x/norange", 200_000);
+    let digest: peapod_image::digest::Digest = sha256(&l.blob).parse().unwrap();
+    fake.cut_once(&path, 1000);
+    fake.ignore_range(true);
+    let tmp = tempfile::tempdir().unwrap();
+    let svc = service(tmp.path());
+    let reference = Reference::parse(&format!("{}/x/norange", fake.host())).unwrap();
+    svc.pull(&reference, &opts(&fake.host())).unwrap_err();
+    svc.pull(&reference, &opts(&fake.host())).unwrap();
+    let reqs = fake.requests();
+    assert!(
+        reqs.contains(&format!("GET {path} Range: bytes=1000-")),
+        "{reqs:?}"
+    );
+    assert_eq!(svc.store().read(&digest).unwrap(), l.blob);
+    assert!(ingest_files(tmp.path()).is_empty());
+}
+
+#[test]
+fn wrong_or_overlong_partial_is_deleted_and_nothing_stored() {
+    let (fake, l, _) = one_big_layer("x/badpart", 100_000);
+    let d = sha256(&l.blob);
+    let digest: peapod_image::digest::Digest = d.parse().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let svc = service(tmp.path());
+    let reference = Reference::parse(&format!("{}/x/badpart", fake.host())).unwrap();
+    let partial = svc.store().partial_path(&digest);
+
+    // Wrong bytes kept from "earlier": the digest over the whole blob tells.
+    let mut wrong = l.blob[..5000].to_vec();
+    wrong[10] ^= 0xff;
+    fs::write(&partial, &wrong).unwrap();
+    let err = svc.pull(&reference, &opts(&fake.host())).unwrap_err();
+    assert!(
+        matches!(err, ImageError::Registry(RegistryError::Corrupt { .. })),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&d)
+            && msg.contains("resumed at byte 5000")
+            && msg.contains("nothing was stored"),
+        "{msg}"
+    );
+    assert!(!partial.exists());
+    assert!(!svc.store().exists(&digest));
+
+    // Longer than the blob: it cannot be this blob's beginning.
+    let mut long = l.blob.clone();
+    long.extend_from_slice(b"extra");
+    fs::write(&partial, &long).unwrap();
+    let msg = svc
+        .pull(&reference, &opts(&fake.host()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("cannot be continued") && msg.contains(&partial.display().to_string()),
+        "{msg}"
+    );
+    assert!(!partial.exists());
+    assert!(!svc.store().exists(&digest));
+    assert!(svc.records().unwrap().is_empty());
+
+    // With the bad partial gone, the next pull starts from zero and succeeds.
+    svc.pull(&reference, &opts(&fake.host())).unwrap();
+    assert_eq!(svc.store().read(&digest).unwrap(), l.blob);
+}
+
+#[test]
+fn complete_partial_is_stored_without_downloading() {
+    let (fake, l, path) = one_big_layer("x/complete", 50_000);
+    let digest: peapod_image::digest::Digest = sha256(&l.blob).parse().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let svc = service(tmp.path());
+    // Interrupted after the last byte, before the rename.
+    fs::write(svc.store().partial_path(&digest), &l.blob).unwrap();
+    let reference = Reference::parse(&format!("{}/x/complete", fake.host())).unwrap();
+    svc.pull(&reference, &opts(&fake.host())).unwrap();
+    let reqs = fake.requests();
+    assert!(!reqs.iter().any(|r| r.contains(&path)), "{reqs:?}");
+    assert_eq!(svc.store().read(&digest).unwrap(), l.blob);
+    assert!(ingest_files(tmp.path()).is_empty());
 }

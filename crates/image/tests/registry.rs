@@ -454,3 +454,53 @@ fn overlay_pull_stages_layers_and_mounts() {
     );
     assert!(target.join("l4").exists());
 }
+
+#[test]
+fn docker_registry_honours_range_for_resumed_blobs() {
+    if !tools() {
+        return;
+    }
+    let reg = Registry::start(None);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut layout = Layout::new(&tmp.path().join("layout"));
+    let mut x: u32 = 7;
+    let noise: Vec<u8> = (0..120_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    let big = layer(&[("noise", &noise)], Comp::None);
+    let m = layout.image(std::slice::from_ref(&big), "amd64", &["sh"]);
+    layout.tag("r", &m);
+    let name = format!("{}/test/resume:1", reg.host());
+    skopeo_copy(&layout.dir, "r", &name, None);
+    let reference = Reference::parse(&name).unwrap();
+    let digest: peapod_image::digest::Digest = common::sha256(&big.blob).parse().unwrap();
+    let half = big.blob.len() / 2;
+
+    // A wrong first half left by "an earlier pull": the registry serves only the rest
+    // (a Range request), so the digest over the whole blob catches it.
+    let svc = service(&tmp.path().join("root"));
+    let partial = svc.store().partial_path(&digest);
+    let mut wrong = big.blob[..half].to_vec();
+    wrong[0] ^= 0xff;
+    fs::write(&partial, &wrong).unwrap();
+    let msg = svc
+        .pull(&reference, &opts(&reg.host()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains(&format!("resumed at byte {half}")) && msg.contains("nothing was stored"),
+        "{msg}"
+    );
+    assert!(!partial.exists() && !svc.store().exists(&digest));
+
+    // The right first half: completed with the rest.
+    fs::write(&partial, &big.blob[..half]).unwrap();
+    svc.pull(&reference, &opts(&reg.host())).unwrap();
+    assert_eq!(svc.store().read(&digest).unwrap(), big.blob);
+    assert!(!partial.exists());
+}

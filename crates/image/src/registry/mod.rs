@@ -7,6 +7,7 @@ pub mod credentials;
 pub mod progress;
 pub mod pull;
 pub mod push;
+mod tls;
 
 pub use client::{Client, ClientOptions};
 
@@ -61,6 +62,32 @@ pub enum RegistryError {
     Protocol {
         host: String,
         what: String,
+        detail: String,
+    },
+    #[error(
+        "registry {host} presented a TLS certificate signed by an unknown authority; put its CA certificate in {certs_dir}/{host}/ca.crt, or use --insecure-registry {host} for plain HTTP"
+    )]
+    Untrusted { host: String, certs_dir: String },
+    #[error(
+        "registry {host} presented a TLS certificate that cannot be used ({detail}); it must be valid now and name {host}, or use --insecure-registry {host} for plain HTTP"
+    )]
+    BadCertificate { host: String, detail: String },
+    #[error(
+        "registry {host}: CA certificate {path}: {detail}; replace it with the registry's CA certificate in PEM form, or remove it"
+    )]
+    BadCaCertificate {
+        host: String,
+        path: String,
+        detail: String,
+    },
+    #[error(
+        "registry {host}: download of {digest} broke off after {done} of {size} bytes ({detail}); pull again to resume it"
+    )]
+    Interrupted {
+        host: String,
+        digest: Digest,
+        done: u64,
+        size: u64,
         detail: String,
     },
     #[error("credentials file {path}: {detail}")]

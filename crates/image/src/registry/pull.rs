@@ -4,7 +4,7 @@
 use std::sync::{Condvar, Mutex};
 
 use super::RegistryError;
-use super::client::{Client, ClientOptions};
+use super::client::{Client, ClientOptions, CopyError, copy_limited};
 use super::progress::{Progress, ProgressMode};
 use crate::digest::Digest;
 use crate::error::ImageError;
@@ -54,7 +54,7 @@ impl ImageService {
     /// Pulls `reference` from its registry and names it locally.
     pub fn pull(&self, reference: &Reference, opts: &PullOptions) -> Result<Image, ImageError> {
         let _gc = self.gc_lock(false)?;
-        let client = Client::new(reference, &opts.client, false);
+        let client = Client::with_root(reference, &opts.client, false, Some(self.root()));
         let progress = Progress::new(opts.progress);
         let (bytes, ct) = client.get_manifest(&reference.manifest_ref())?;
         let top_digest = match reference.digest() {
@@ -189,7 +189,8 @@ impl ImageService {
         Ok(image)
     }
 
-    /// Fetches one blob into the store, verified against its descriptor.
+    /// Fetches one blob into the store, verified against its descriptor. The bytes go to
+    /// the blob's partial file first: an interrupted download is resumed by the next pull.
     fn download(
         &self,
         client: &Client,
@@ -199,32 +200,73 @@ impl ImageService {
         let bar = progress.layer(&desc.digest, desc.size);
         bar.start();
         let fetch = |from_url: Option<&str>| -> Result<(), ImageError> {
-            let mut w = self.store().writer(
-                desc.digest.algorithm(),
-                Some((desc.digest.clone(), Some(desc.size))),
-            )?;
-            let inc = |n| bar.inc(n);
-            match from_url {
-                None => client.get_blob(&desc.digest, desc.size, &mut w, &inc)?,
-                Some(u) => client.get_url(u, desc.size, &mut w, &inc)?,
+            let Some(mut partial) = self.store().partial(&desc.digest, desc.size)? else {
+                // Another pull stored it meanwhile.
+                return Ok(());
+            };
+            let kept = partial.len();
+            let resumed = |at: u64| {
+                if at > 0 {
+                    format!("; resumed at byte {at} of an earlier download, which was deleted")
+                } else {
+                    String::new()
+                }
+            };
+            let corrupt = |e: StoreError, at: u64| -> ImageError {
+                let detail = match e {
+                    StoreError::DigestMismatch { actual, .. } => {
+                        format!("its content hashes to {actual}")
+                    }
+                    StoreError::SizeMismatch {
+                        expected, actual, ..
+                    } => format!("{actual} bytes instead of {expected}"),
+                    e => return e.into(),
+                };
+                RegistryError::Corrupt {
+                    host: client.host().to_string(),
+                    digest: desc.digest.clone(),
+                    detail: format!("{detail}{}", resumed(at)),
+                }
+                .into()
+            };
+            if kept == desc.size {
+                // Downloaded before, not stored yet (interrupted at the very end).
+                bar.inc(kept);
+                return partial.commit().map(drop).map_err(|e| corrupt(e, kept));
             }
-            w.commit().map_err(|e| match e {
-                StoreError::DigestMismatch { actual, .. } => RegistryError::Corrupt {
-                    host: client.host().to_string(),
-                    digest: desc.digest.clone(),
-                    detail: format!("its content hashes to {actual}"),
+            let body = match from_url {
+                None => client.open_blob(&desc.digest, kept)?,
+                Some(u) => client.open_url(u, kept)?,
+            };
+            if body.start == 0 && kept > 0 {
+                tracing::debug!(digest = %desc.digest, kept, "the registry sent the whole blob again");
+                partial.restart()?;
+            } else if kept > 0 {
+                tracing::debug!(digest = %desc.digest, kept, "resuming");
+            }
+            bar.inc(body.start);
+            let inc = |n| bar.inc(n);
+            let remaining = desc.size.saturating_sub(body.start);
+            let interrupted = |detail: String, done: u64| RegistryError::Interrupted {
+                host: client.host().to_string(),
+                digest: desc.digest.clone(),
+                done,
+                size: desc.size,
+                detail,
+            };
+            match copy_limited(body.reader, &mut partial, remaining, &inc) {
+                Ok(_) => {}
+                Err(CopyError::Read(e)) => {
+                    return Err(interrupted(e.to_string(), partial.len()).into());
                 }
-                .into(),
-                StoreError::SizeMismatch {
-                    expected, actual, ..
-                } => RegistryError::Corrupt {
-                    host: client.host().to_string(),
-                    digest: desc.digest.clone(),
-                    detail: format!("{actual} bytes instead of {expected}"),
+                Err(CopyError::Write(e)) => {
+                    return Err(StoreError::io("writing", partial.path())(e).into());
                 }
-                .into(),
-                e => ImageError::from(e),
-            })?;
+            }
+            if partial.len() < desc.size {
+                return Err(interrupted("the response ended early".into(), partial.len()).into());
+            }
+            partial.commit().map_err(|e| corrupt(e, body.start))?;
             Ok(())
         };
         let mut result = fetch(None);

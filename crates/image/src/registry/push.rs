@@ -40,7 +40,7 @@ impl ImageService {
         opts: &PushOptions,
     ) -> Result<Digest, ImageError> {
         let image = self.load(source)?;
-        let client = Client::new(dest, &opts.client, true);
+        let client = Client::with_root(dest, &opts.client, true, Some(self.root()));
         let progress = Progress::new(opts.progress);
         let mut blobs: Vec<&Descriptor> = vec![&image.manifest.config];
         blobs.extend(

@@ -2,14 +2,18 @@
 //!
 //! Every blob is written to `<root>/ingest/` first, hashed while written, verified against
 //! the digest the caller expects, fsynced and only then renamed to its real name. A crash or
-//! a wrong digest never leaves a partial blob under its real name.
+//! a wrong digest never leaves a partial blob under its real name. Downloads keep their
+//! bytes under a name derived from the digest instead (`<alg>-<hex>.partial`), so an
+//! interrupted one can be resumed.
 
+mod partial;
 mod writer;
 
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+pub use partial::PartialBlob;
 pub use writer::BlobWriter;
 
 use crate::digest::{Algorithm, Digest};
@@ -30,6 +34,10 @@ pub enum StoreError {
         expected: u64,
         actual: u64,
     },
+    #[error(
+        "partial download {path} cannot be continued ({detail}); it was deleted, pull again to download it from the start"
+    )]
+    BadPartial { path: PathBuf, detail: String },
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,

@@ -39,6 +39,20 @@ fn answers(port: u16) -> bool {
 impl Registry {
     /// Starts a registry; with `user` set, it requires that user (htpasswd, bcrypt).
     pub fn start(user: Option<(&str, &str)>) -> Registry {
+        Registry::start_with(user, None)
+    }
+
+    /// Starts a registry speaking HTTPS with certificate `cert` and its key `key` (PEM).
+    // Not every test binary including this file uses it (the CLI's does not).
+    #[allow(dead_code)]
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Registry {
+        Registry::start_with(None, Some((cert, key)))
+    }
+
+    fn start_with(
+        user: Option<(&str, &str)>,
+        tls: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> Registry {
         for _attempt in 0..3 {
             let dir = tempfile::tempdir().unwrap();
             let port = free_port();
@@ -55,8 +69,17 @@ impl Registry {
                     dir.path().join("htpasswd").display()
                 );
             }
+            let tls = tls
+                .map(|(c, k)| {
+                    format!(
+                        "  tls:\n    certificate: {}\n    key: {}\n",
+                        c.display(),
+                        k.display()
+                    )
+                })
+                .unwrap_or_default();
             let config = format!(
-                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{tls}{auth}",
                 dir.path().join("data").display()
             );
             let cfg = dir.path().join("config.yml");
