@@ -401,6 +401,12 @@ fn build_plan(
     )
     .map_err(invalid)?;
     idmap::check(&rootfs_plan, in_userns).map_err(invalid)?;
+    let reaper = crate::process::reaper::wanted(
+        annotations
+            .get(crate::process::reaper::INIT_ANNOTATION)
+            .map(String::as_str),
+    )
+    .map_err(invalid)?;
     let start_listener = start_listener(&dir.start_socket())?;
     let state_json = {
         crate::state::OciState {
@@ -458,6 +464,7 @@ fn build_plan(
                 status: Status::Created,
                 ..state_json
             },
+            reaper,
         }),
         seccomp,
         seccomp_listener,

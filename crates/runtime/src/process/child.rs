@@ -305,7 +305,7 @@ fn become_process(plan: &mut Plan, chan: &Channel) -> Result<Never, ChildError> 
     match &plan.init {
         Some(init) => {
             chan.send(&ToParent::Ready)?;
-            wait_for_start_and_exec(init, &exe, &args, &env, proc_.extra_fds)
+            wait_for_start_and_exec(init, &exe, &args, &env, proc_)
         }
         None => {
             chan.send(&ToParent::Ready)?;
@@ -514,13 +514,14 @@ fn exec(exe: &CString, args: &[CString], env: &[CString], extra_fds: i32) -> Chi
     }
 }
 
-/// Blocks until `start` connects, runs startContainer hooks, execs.
+/// Blocks until `start` connects, runs startContainer hooks, execs (with
+/// `init.reaper`: forks first, the child execs and this process reaps).
 fn wait_for_start_and_exec(
     init: &InitSetup,
     exe: &CString,
     args: &[CString],
     env: &[CString],
-    extra_fds: i32,
+    proc_: &ProcessSpec,
 ) -> Result<Never, ChildError> {
     // SAFETY: prctl with integer arguments; from here the runtime is gone and
     // the init lives on its own until start.
@@ -555,7 +556,21 @@ fn wait_for_start_and_exec(
         // SAFETY: see `run`.
         unsafe { libc::_exit(1) }
     }
-    let e = exec(exe, args, env, extra_fds);
+    let mut own_env = None;
+    if init.reaper {
+        if let Err(e) = super::reaper::fork_child(proc_.terminal, conn.as_raw_fd()) {
+            report(sys("fork the process of the init reaper")(e).to_string());
+            // SAFETY: see `run`.
+            unsafe { libc::_exit(1) }
+        }
+        own_env = super::reaper::own_listen_pid(env);
+    }
+    let e = exec(
+        exe,
+        args,
+        own_env.as_deref().unwrap_or(env),
+        proc_.extra_fds,
+    );
     report(e.to_string());
     // SAFETY: see `run`.
     unsafe { libc::_exit(127) }

@@ -12,6 +12,7 @@ pub mod channel;
 pub mod child;
 pub mod exec;
 pub mod plan;
+pub mod reaper;
 pub mod spawn;
 pub mod wait;
 

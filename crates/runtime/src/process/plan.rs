@@ -80,6 +80,8 @@ pub struct InitSetup {
     pub keyring: Option<String>,
     /// The state JSON handed to createContainer/startContainer hooks.
     pub state_json: crate::state::OciState,
+    /// Stay as PID 1 and fork the user's process ([`super::reaper`]).
+    pub reaper: bool,
 }
 
 /// Everything the forked side needs.

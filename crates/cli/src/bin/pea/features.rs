@@ -33,7 +33,10 @@ pub fn features() -> Value {
             "mountExtensions": {"idmap": {"enabled": pea_runtime::rootfs::idmap::supported()}}
         },
         "annotations": {
-            "org.opencontainers.runtime-spec.features.pea.version": env!("CARGO_PKG_VERSION")
+            "org.opencontainers.runtime-spec.features.pea.version": env!("CARGO_PKG_VERSION"),
+            // Bundle annotation understood by `create`: the runtime's own
+            // init (signal forwarding, zombie reaping) as PID 1.
+            (pea_runtime::process::reaper::INIT_ANNOTATION): "true|false"
         }
     })
 }
