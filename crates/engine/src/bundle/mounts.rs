@@ -275,8 +275,15 @@ pub fn plan(
         ("/etc/resolv.conf", &etc.resolv_conf),
     ] {
         if !taken(&user, dest) {
+            root::ensure_target(ctx.rootfs, dest, true);
             spec.push(bind(dest, file, false));
         }
+    }
+    // The generated /etc files and the user's mounts (the defaults are
+    // where every image has them, or under /dev's tmpfs).
+    for m in &user {
+        let file = m.point.typ == "bind" && m.point.source.is_file();
+        root::ensure_target(ctx.rootfs, &m.point.destination, file);
     }
     let points = user.iter().map(|m| m.point.clone()).collect();
     spec.extend(user.into_iter().map(|m| m.spec));

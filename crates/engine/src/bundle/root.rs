@@ -81,3 +81,20 @@ pub fn open_path(rootfs: &Path, path: &str) -> Result<Option<(OwnedFd, PathBuf)>
         )),
     }
 }
+
+/// Creates mount target `path` inside the rootfs (a file or a directory)
+/// when missing, as the host's root: in a user namespace the container's
+/// root may not be able to (its ids do not own the image's files).
+/// Best effort: the runtime creates missing targets too, and reports what
+/// it cannot create.
+pub fn ensure_target(rootfs: &Path, path: &str, file: bool) {
+    let Ok(root) = open_root(rootfs) else {
+        return;
+    };
+    let kind = if file {
+        TargetKind::File
+    } else {
+        TargetKind::Dir
+    };
+    let _ = ensure_in_root(root.as_fd(), Path::new(path), kind, ResolveFlag::empty());
+}

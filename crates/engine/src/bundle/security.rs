@@ -1,10 +1,11 @@
 //! Capabilities (`--cap-add/--cap-drop`), seccomp, masked and read-only
 //! paths, rlimits, and what `--privileged` lifts.
 //!
-//! Privileged: every capability this kernel knows, no seccomp filter, no
-//! masked or read-only paths, sysfs and cgroupfs read-write (see `mounts`),
-//! and a device cgroup that allows every device (see `resources`). The
-//! host's device nodes are not mounted into the container's /dev.
+//! Privileged: every capability this kernel knows and this process holds in
+//! its bounding set, no seccomp filter, no masked or read-only paths, sysfs
+//! and cgroupfs read-write (see `mounts`), and a device cgroup that allows
+//! every device (see `resources`). The host's device nodes are not mounted
+//! into the container's /dev.
 
 use std::path::Path;
 
@@ -77,13 +78,29 @@ pub const DEFAULT_CAPS: [&str; 14] = [
     "CAP_AUDIT_WRITE",
 ];
 
-/// The capabilities this kernel knows (by /proc/sys/kernel/cap_last_cap).
+/// The capabilities a container can be given: those this kernel knows (by
+/// /proc/sys/kernel/cap_last_cap) that are in this process's bounding set
+/// (a capability dropped from it can never be granted again).
 fn kernel_caps() -> Vec<&'static str> {
     let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())
         .unwrap_or(ALL_CAPS.len() - 1);
-    ALL_CAPS.iter().take(last + 1).copied().collect()
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .take(last + 1)
+        .filter(|(i, _)| bounding & (1u64 << i) != 0)
+        .map(|(_, c)| *c)
+        .collect()
 }
 
 /// `net_admin`, `CAP_NET_ADMIN` → `CAP_NET_ADMIN`; "ALL" stays.
@@ -135,13 +152,20 @@ pub fn capabilities(req: &ContainerRequest) -> Result<Vec<String>, BundleError> 
         DEFAULT_CAPS.iter().map(|c| c.to_string()).collect()
     };
     if !all(&add) {
-        for c in add {
+        for (c, given) in add.into_iter().zip(&req.cap_add) {
+            if !kernel.contains(&c.as_str()) {
+                return Err(BundleError::flag(
+                    "--cap-add",
+                    given,
+                    "this host cannot grant it (the kernel lacks it or peapod runs without it)",
+                ));
+            }
             if !set.contains(&c) {
                 set.push(c);
             }
         }
     }
-    set.retain(|c| !drop.contains(c));
+    set.retain(|c| !drop.contains(c) && kernel.contains(&c.as_str()));
     Ok(set)
 }
 
