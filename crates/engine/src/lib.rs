@@ -13,6 +13,6 @@ pub mod request;
 pub mod request_parse;
 pub mod restart;
 pub mod supervisor;
+mod time;
 pub mod userns;
 pub mod volume;
-mod time;
