@@ -187,7 +187,7 @@ pub fn write_bundle(
     let user = user::resolve(ctx.rootfs, req.user.as_deref().or(img.user.as_deref()))?;
     let hostname = process::hostname(req, ctx);
     let env = process::env(req, &img, &hostname, &user.home);
-    let cwd = process::cwd(req, &img);
+    let cwd = process::cwd(req, &img)?;
     root::ensure_dir(ctx.rootfs, &cwd)?;
     let stop_signal = process::stop_signal(req, &img)?;
     let caps = security::capabilities(req)?;

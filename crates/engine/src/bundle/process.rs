@@ -67,19 +67,29 @@ pub fn env(
     env
 }
 
-/// `-w`, else the image's WorkingDir, else "/"; relative ones are taken from "/".
-pub fn cwd(req: &ContainerRequest, img: &ContainerConfig) -> String {
-    let w = req
-        .workdir
+/// `-w` (absolute, as Docker requires), else the image's WorkingDir (a
+/// relative one is taken from "/"), else "/".
+pub fn cwd(req: &ContainerRequest, img: &ContainerConfig) -> Result<String, BundleError> {
+    if let Some(w) = req.workdir.as_ref().filter(|w| !w.is_empty()) {
+        if !w.starts_with('/') {
+            return Err(BundleError::flag(
+                "--workdir",
+                w,
+                "the working directory must be an absolute path",
+            ));
+        }
+        return Ok(w.clone());
+    }
+    let w = img
+        .working_dir
         .clone()
         .filter(|w| !w.is_empty())
-        .or_else(|| img.working_dir.clone().filter(|w| !w.is_empty()))
         .unwrap_or_else(|| "/".into());
-    if w.starts_with('/') {
+    Ok(if w.starts_with('/') {
         w
     } else {
         format!("/{w}")
-    }
+    })
 }
 
 /// `--hostname`, else the first 12 characters of the id.

@@ -189,6 +189,13 @@ fn default_path_and_hostname() {
         fs::read_to_string(f.bundle().join("hostname")).unwrap(),
         "web\n"
     );
+    let mut r = req();
+    r.workdir = Some("rel".into());
+    let e = f.run(&r).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "--workdir \"rel\": the working directory must be an absolute path"
+    );
 }
 
 #[test]
@@ -612,6 +619,10 @@ fn namespace_plan_and_userns() {
     assert_eq!(spec["linux"]["gidMappings"][0]["hostID"], 100000);
     // No network namespace of its own in a user namespace: /sys is bound.
     assert_eq!(mount(&spec, "/sys").unwrap()["type"], "none");
+    // Mount targets are made by the engine (the namespace's root may not
+    // own the image's files).
+    assert!(f.rootfs().join("etc/hostname").is_file());
+    assert!(f.rootfs().join("etc/resolv.conf").is_file());
 }
 
 #[test]
