@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::request::UsernsMode;
+
 /// Ids per container.
 pub const RANGE_SIZE: u32 = 65536;
 /// The first host id handed out.
@@ -230,6 +232,20 @@ impl UsernsAllocator {
     }
 }
 
+/// The mapping `--userns MODE` gives container `container_id`: none for
+/// host, a claimed range for auto, the caller's ids for keep-id.
+pub fn mapping_for(
+    mode: UsernsMode,
+    allocator: &UsernsAllocator,
+    container_id: &str,
+) -> Result<Option<IdMapping>, UsernsError> {
+    Ok(match mode {
+        UsernsMode::Host => None,
+        UsernsMode::Auto => Some(allocator.allocate(container_id)?),
+        UsernsMode::KeepId => Some(keep_id_for_caller()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +269,19 @@ mod tests {
         assert_eq!(m3.host_uid(0), Some(100_000));
         assert_eq!(m3.host_gid(65535), Some(165_535));
         assert_eq!(m3.host_uid(65536), None);
+    }
+
+    #[test]
+    fn modes() {
+        let d = tempfile::tempdir().unwrap();
+        let a = UsernsAllocator::new(d.path());
+        assert_eq!(mapping_for(UsernsMode::Host, &a, "c").unwrap(), None);
+        let m = mapping_for(UsernsMode::Auto, &a, "c").unwrap().unwrap();
+        assert_eq!(m.host_uid(0), Some(FIRST_HOST_ID));
+        assert_eq!(
+            mapping_for(UsernsMode::KeepId, &a, "c").unwrap(),
+            Some(keep_id_for_caller())
+        );
     }
 
     #[test]

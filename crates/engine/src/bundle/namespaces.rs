@@ -1,8 +1,11 @@
 //! `linux.namespaces` from the plan, and the user namespace's id mappings.
 
+use std::path::PathBuf;
+
 use serde_json::{Value, json};
 
-use super::{NamespacePlan, NsChoice};
+use super::{BundleError, NamespacePlan, NsChoice};
+use crate::request::{ContainerRequest, IpcMode, NetworkMode, PidMode, UtsMode};
 use crate::userns::IdRange;
 
 /// Mount and cgroup namespaces are always new; network, IPC, PID and UTS
@@ -35,4 +38,35 @@ pub fn mappings(ranges: &[IdRange]) -> Value {
             .map(|r| json!({"containerID": r.container_id, "hostID": r.host_id, "size": r.size}))
             .collect(),
     )
+}
+
+impl NamespacePlan {
+    /// The plan for `req`'s `--network/--ipc/--pid/--uts`. `join(container,
+    /// ns)` finds the namespace file of another container (`ns` is the
+    /// /proc/PID/ns name: "net", "ipc", "pid").
+    pub fn from_request(
+        req: &ContainerRequest,
+        join: &dyn Fn(&str, &str) -> Result<PathBuf, BundleError>,
+    ) -> Result<Self, BundleError> {
+        let net = match &req.network {
+            NetworkMode::Host => NsChoice::Host,
+            NetworkMode::Container(c) => NsChoice::Join(join(c, "net")?),
+            NetworkMode::None | NetworkMode::Default | NetworkMode::Bridge(_) => NsChoice::New,
+        };
+        let ipc = match &req.ipc {
+            IpcMode::Host => NsChoice::Host,
+            IpcMode::Container(c) => NsChoice::Join(join(c, "ipc")?),
+            IpcMode::Private | IpcMode::Shareable => NsChoice::New,
+        };
+        let pid = match &req.pid {
+            PidMode::Host => NsChoice::Host,
+            PidMode::Container(c) => NsChoice::Join(join(c, "pid")?),
+            PidMode::Private => NsChoice::New,
+        };
+        let uts = match req.uts {
+            UtsMode::Host => NsChoice::Host,
+            UtsMode::Private => NsChoice::New,
+        };
+        Ok(NamespacePlan { net, ipc, pid, uts })
+    }
 }

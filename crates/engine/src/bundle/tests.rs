@@ -723,3 +723,30 @@ fn stop_signal_init_and_labels() {
     let e = f.run(&r).unwrap_err().to_string();
     assert!(e.starts_with("--stop-signal \"SIGNOPE\""), "{e}");
 }
+
+#[test]
+fn plan_from_request() {
+    let join = |c: &str, ns: &str| -> Result<PathBuf, BundleError> {
+        if c == "missing" {
+            Err(BundleError::flag("--network", c, "no such container"))
+        } else {
+            Ok(PathBuf::from(format!("/proc/{c}/ns/{ns}")))
+        }
+    };
+    assert_eq!(
+        NamespacePlan::from_request(&req(), &join).unwrap(),
+        NamespacePlan::default()
+    );
+    let mut r = req();
+    r.network = crate::request::NetworkMode::Container("42".into());
+    r.ipc = crate::request::IpcMode::Host;
+    r.pid = crate::request::PidMode::Container("7".into());
+    r.uts = crate::request::UtsMode::Host;
+    let p = NamespacePlan::from_request(&r, &join).unwrap();
+    assert_eq!(p.net, NsChoice::Join("/proc/42/ns/net".into()));
+    assert_eq!(p.ipc, NsChoice::Host);
+    assert_eq!(p.pid, NsChoice::Join("/proc/7/ns/pid".into()));
+    assert_eq!(p.uts, NsChoice::Host);
+    r.network = crate::request::NetworkMode::Container("missing".into());
+    assert!(NamespacePlan::from_request(&r, &join).is_err());
+}
