@@ -7,6 +7,7 @@
 
 pub mod bundle;
 pub mod logs;
+pub mod network;
 pub mod paths;
 pub mod record;
 pub mod request;

@@ -62,7 +62,11 @@ impl BridgeNetwork {
                     "hairpinMode": true,
                     "ipam": ipam,
                 },
-                { "type": "portmap", "capabilities": { "portMappings": true } },
+                // snat (portmap's default, made explicit): published ports
+                // answer on the host's 127.0.0.1 too (portmap then sets
+                // route_localnet on the bridge and masquerades hairpin and
+                // localhost traffic).
+                { "type": "portmap", "capabilities": { "portMappings": true }, "snat": true },
                 { "type": "firewall" },
             ],
         })
@@ -151,6 +155,7 @@ mod tests {
         assert_eq!(types, ["bridge", "portmap", "firewall"]);
         assert_eq!(list.plugins[0]["bridge"], "peapod0");
         assert_eq!(list.plugins[0]["ipMasq"], true);
+        assert_eq!(list.plugins[1]["snat"], true);
         assert_eq!(
             list.plugins[0]["ipam"]["ranges"][0][0]["subnet"],
             "10.89.0.0/16"
