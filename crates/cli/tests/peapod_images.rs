@@ -149,7 +149,7 @@ fn bad_input_gives_one_clear_line() {
         "{err}"
     );
     let (code, err) = fails(root, &["images", "--nope"]);
-    assert_eq!(code, 2);
+    assert_eq!(code, 125, "a usage error exits 125, as Docker's CLI");
     assert!(
         err.contains("--nope") && err.contains("peapod --help"),
         "{err}"

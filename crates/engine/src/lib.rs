@@ -5,14 +5,18 @@
 //! supervisor that runs one container through the runtime library and turns
 //! its output and exit into a log and a durable record (`supervisor`).
 
+pub mod attach;
 pub mod bundle;
+pub mod containers;
 pub mod logs;
+pub mod monitor;
 pub mod network;
 pub mod paths;
 pub mod record;
 pub mod request;
 pub mod request_parse;
 pub mod restart;
+pub mod supervise;
 pub mod supervisor;
 mod time;
 pub mod userns;

@@ -135,7 +135,7 @@ pub struct Setup {
     pub snapshot: String,
     pub hostname: String,
     /// The network attachment, when bridged.
-    pub network: Option<serde_json::Value>,
+    pub network: Option<crate::network::Attachment>,
     /// Mounts for inspect (type, source, destination, rw).
     pub mounts: Vec<serde_json::Value>,
     /// Volumes made for this container alone (removed with it on `--rm`).

@@ -16,6 +16,7 @@ fn new(name: Option<&str>) -> NewContainer {
         restart_policy: RestartPolicy::OnFailure {
             max_retries: Some(3),
         },
+        setup: Default::default(),
     }
 }
 

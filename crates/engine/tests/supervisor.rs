@@ -190,6 +190,7 @@ fn run_supervised(policy: RestartPolicy, want_restarts: u32) -> (Vec<Entry>, Str
             image: "busybox".into(),
             command: vec!["sh".into(), "-c".into(), "...".into()],
             restart_policy: policy,
+            setup: Default::default(),
         })
         .unwrap();
     let _cleanup = Cleanup {

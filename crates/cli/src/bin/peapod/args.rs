@@ -22,8 +22,20 @@ pub struct Cli {
         default_value = "overlay"
     )]
     pub storage_driver: String,
+    /// Where sockets, network namespaces and runtime state are kept.
+    #[arg(long, global = true, env = "PEAPOD_RUN_ROOT", default_value = peapod_engine::paths::DEFAULT_RUN_ROOT)]
+    pub run_root: PathBuf,
+    /// Where network configurations (CNI config lists) are kept.
+    #[arg(long, global = true, env = "PEAPOD_CNI_CONFIG_DIR", default_value = peapod_engine::paths::DEFAULT_CNI_CONFIG_DIR)]
+    pub cni_config_dir: PathBuf,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    pub fn paths(&self) -> peapod_engine::paths::Paths {
+        peapod_engine::paths::Paths::new(&self.root, &self.run_root, &self.cni_config_dir)
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -43,6 +55,149 @@ pub enum Command {
     Logout(LogoutArgs),
     /// Give an image another name.
     Tag(TagArgs),
+    /// Run a command in a new container.
+    Run(RunArgs),
+    /// Create a container without starting it.
+    Create(RunArgs),
+    /// Start stopped or created containers.
+    Start(StartArgs),
+    /// Stop running containers (the stop signal, then SIGKILL after the timeout).
+    Stop(StopArgs),
+    /// Stop and start containers again.
+    Restart(StopArgs),
+    /// Send a signal to running containers.
+    Kill(KillArgs),
+    /// Remove containers.
+    Rm(RmContainersArgs),
+    /// Wait for containers to end and print their exit codes.
+    Wait(WaitArgs),
+    /// Print a container's output.
+    Logs(LogsArgs),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(crate::volume_cmd::VolumeCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(crate::network_cmd::NetworkCommand),
+    /// The supervisor of a detached container (started by peapod itself).
+    #[command(name = "__supervise", hide = true)]
+    Supervise(SuperviseArgs),
+}
+
+impl Command {
+    /// Whether it runs or changes containers (its errors exit 125).
+    pub fn is_container(&self) -> bool {
+        matches!(
+            self,
+            Command::Run(_) | Command::Create(_) | Command::Start(_) | Command::Exec(_)
+        )
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Run in the background and print the container's id.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub create: crate::run_args::CreateFlags,
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Attach to the container's output and wait for it to end.
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+    /// Attach stdin too.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Seconds to wait before SIGKILL (default: the container's stop timeout, 10).
+    #[arg(short = 't', long = "time")]
+    pub time: Option<u32>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// The signal (name or number).
+    #[arg(short = 's', long = "signal", default_value = "KILL")]
+    pub signal: String,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RmContainersArgs {
+    /// Kill and remove running containers too.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Remove the containers' anonymous volumes too.
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct WaitArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Keep printing new output until the container ends.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only the last N lines ("all" for all).
+    #[arg(short = 'n', long)]
+    pub tail: Option<String>,
+    /// Prefix each line with its RFC 3339 time.
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Keep stdin open.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Run in the background.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// USER[:GROUP].
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// KEY=VALUE (or KEY to pass this shell's value).
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    pub container: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SuperviseArgs {
+    pub id: String,
+    /// Start the process only once a client has attached.
+    #[arg(long)]
+    pub wait_attach: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]

@@ -275,3 +275,47 @@ pub fn unpack_layer(a: &UnpackLayerArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The image of the embedded default (`busybox`), built from the host's
+/// static busybox when no registry is around.
+const EMBEDDED: &str = "busybox";
+const HOST_BUSYBOX: &str = "/bin/busybox";
+
+/// Makes sure image `name` is in the local store for `run`/`create`:
+/// `busybox` is built from the host's busybox, anything else is pulled.
+pub fn ensure_image(
+    engine: &peapod_engine::containers::Engine,
+    cli: &Cli,
+    name: &str,
+) -> anyhow::Result<()> {
+    let svc = engine.images()?;
+    match svc.load(name) {
+        Ok(_) => return Ok(()),
+        Err(peapod_image::ImageError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let reference = Reference::parse(name)?;
+    if reference.repository() == "library/busybox"
+        && reference.registry() == peapod_image::reference::DEFAULT_REGISTRY
+        && reference.tag() == Some("latest")
+        && std::path::Path::new(HOST_BUSYBOX).exists()
+    {
+        eprintln!(
+            "peapod: image {name} not found locally: building it from this host's {HOST_BUSYBOX}"
+        );
+        let img = svc.build_from_host(EMBEDDED, &[HOST_BUSYBOX.into()])?;
+        svc.unpack(&img)?;
+        return Ok(());
+    }
+    eprintln!("peapod: image {name} not found locally: pulling it");
+    let opts = PullOptions {
+        platform: Platform::host(),
+        client: crate::registry::client_options(&cli.root, &Default::default(), &reference)?,
+        progress: ProgressMode::Auto,
+        concurrency: 3,
+        unpack: true,
+    };
+    svc.pull(&reference, &opts)
+        .map_err(|e| anyhow::anyhow!("image {name} is not here and pulling it failed: {e}"))?;
+    Ok(())
+}

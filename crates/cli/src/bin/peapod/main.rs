@@ -1,25 +1,51 @@
-//! `peapod`: the engine's command line (images for now).
+//! `peapod`: the engine's command line: images, containers, networks and
+//! volumes.
 
 mod args;
+mod containers;
 #[path = "../../edge.rs"]
 mod edge;
 mod images;
+mod network_cmd;
 mod registry;
+mod run_args;
+#[allow(dead_code)]
+#[path = "../pea/tty.rs"]
+mod tty;
+mod volume_cmd;
 
 use std::process::ExitCode;
 
+use peapod_engine::containers::Engine;
+
 fn main() -> ExitCode {
-    let cli: args::Cli = match edge::parse("peapod", 2) {
+    let cli: args::Cli = match edge::parse("peapod", containers::ENGINE_ERROR as u8) {
         Ok(c) => c,
         Err(code) => return code,
+    };
+    // Docker's codes: 125 when the engine fails to run a container, 1 for
+    // other commands' errors.
+    let failure = if cli.command.is_container() {
+        containers::ENGINE_ERROR as u8
+    } else {
+        1
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(containers::Exit(code)) = e.downcast_ref::<containers::Exit>() {
+                return ExitCode::from(*code as u8);
+            }
             eprintln!("peapod: {}", edge::one_line(&e));
-            ExitCode::from(1)
+            ExitCode::from(failure)
         }
     }
+}
+
+fn engine(cli: &args::Cli) -> anyhow::Result<Engine> {
+    let exe = std::env::current_exe()
+        .map_err(|e| anyhow::anyhow!("cannot find this program's own path: {e}"))?;
+    Ok(Engine::new(cli.paths(), &cli.storage_driver, exe))
 }
 
 fn run(cli: args::Cli) -> anyhow::Result<()> {
@@ -39,5 +65,24 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         Command::Tag(a) => images::tag(&open()?, a),
         Command::Login(a) => registry::login(&cli, a),
         Command::Logout(a) => registry::logout(&cli, a),
+        Command::Run(a) => containers::run(&engine(&cli)?, &cli, a),
+        Command::Create(a) => containers::create(&engine(&cli)?, &cli, a),
+        Command::Start(a) => containers::start(&engine(&cli)?, a),
+        Command::Stop(a) => containers::stop(&engine(&cli)?, a),
+        Command::Restart(a) => containers::restart(&engine(&cli)?, a),
+        Command::Kill(a) => containers::kill(&engine(&cli)?, a),
+        Command::Rm(a) => containers::rm(&engine(&cli)?, a),
+        Command::Wait(a) => containers::wait(&engine(&cli)?, a),
+        Command::Logs(a) => containers::logs(&engine(&cli)?, a),
+        Command::Exec(a) => containers::exec(&engine(&cli)?, a),
+        Command::Supervise(a) => containers::supervise(&engine(&cli)?, a),
+        Command::Volume(c) => {
+            let e = engine(&cli)?;
+            volume_cmd::run(c, &e.paths, &|v| containers::volume_users(&e, v))
+        }
+        Command::Network(c) => {
+            let e = engine(&cli)?;
+            network_cmd::run(c, &e.paths, &|n| containers::network_users(&e, n))
+        }
     }
 }
