@@ -58,6 +58,10 @@ pub struct ContainerRequest {
     pub stop_signal: Option<String>,
     /// `--stop-timeout` in seconds (default 10).
     pub stop_timeout: Option<u32>,
+    /// `--cgroup-parent`: the cgroup the container's goes under (default
+    /// `/peapod`).
+    #[serde(default)]
+    pub cgroup_parent: Option<String>,
 }
 
 /// `-v SRC:DEST[:OPTS]`.
@@ -114,6 +118,8 @@ pub enum NetworkMode {
     Host,
     /// Another container's (name or id).
     Container(String),
+    /// A namespace file (`ns:PATH`, as Podman): a pod's infra process's.
+    Namespace(PathBuf),
     /// Not given: the default bridge.
     #[default]
     Default,
@@ -128,6 +134,8 @@ pub enum IpcMode {
     Shareable,
     Host,
     Container(String),
+    /// A namespace file (`ns:PATH`).
+    Namespace(PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -137,6 +145,8 @@ pub enum PidMode {
     Private,
     Host,
     Container(String),
+    /// A namespace file (`ns:PATH`).
+    Namespace(PathBuf),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

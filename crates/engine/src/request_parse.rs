@@ -201,7 +201,9 @@ impl FromStr for NetworkMode {
             "host" => NetworkMode::Host,
             "bridge" => NetworkMode::Bridge(None),
             _ => {
-                if let Some(c) = s.strip_prefix("container:") {
+                if let Some(p) = ns_path("--network", s)? {
+                    NetworkMode::Namespace(p)
+                } else if let Some(c) = s.strip_prefix("container:") {
                     if c.is_empty() {
                         return Err(invalid("--network", s, "expected container:NAME_OR_ID"));
                     }
@@ -220,6 +222,19 @@ impl FromStr for NetworkMode {
     }
 }
 
+/// `ns:PATH` (Podman's form): the namespace file to join, an absolute path.
+fn ns_path(flag: &'static str, s: &str) -> Result<Option<PathBuf>, RequestError> {
+    match s.strip_prefix("ns:") {
+        None => Ok(None),
+        Some(p) if p.starts_with('/') => Ok(Some(PathBuf::from(p))),
+        Some(_) => Err(invalid(
+            flag,
+            s,
+            "expected ns:/ABSOLUTE/PATH of a namespace file",
+        )),
+    }
+}
+
 fn container_ref<'a>(flag: &'static str, s: &'a str, form: &str) -> Result<&'a str, RequestError> {
     match s.strip_prefix("container:") {
         Some(c) if !c.is_empty() => Ok(c),
@@ -235,6 +250,9 @@ impl FromStr for IpcMode {
             "" | "private" => IpcMode::Private,
             "shareable" => IpcMode::Shareable,
             "host" => IpcMode::Host,
+            _ if s.starts_with("ns:") => {
+                IpcMode::Namespace(ns_path("--ipc", s)?.unwrap_or_default())
+            }
             _ => IpcMode::Container(
                 container_ref("--ipc", s, "private, shareable, host or container:NAME")?.into(),
             ),
@@ -249,6 +267,9 @@ impl FromStr for PidMode {
         Ok(match s {
             "" | "private" => PidMode::Private,
             "host" => PidMode::Host,
+            _ if s.starts_with("ns:") => {
+                PidMode::Namespace(ns_path("--pid", s)?.unwrap_or_default())
+            }
             _ => PidMode::Container(
                 container_ref("--pid", s, "host or container:NAME (empty: private)")?.into(),
             ),

@@ -51,16 +51,19 @@ impl NamespacePlan {
         let net = match &req.network {
             NetworkMode::Host => NsChoice::Host,
             NetworkMode::Container(c) => NsChoice::Join(join(c, "net")?),
+            NetworkMode::Namespace(p) => NsChoice::Join(p.clone()),
             NetworkMode::None | NetworkMode::Default | NetworkMode::Bridge(_) => NsChoice::New,
         };
         let ipc = match &req.ipc {
             IpcMode::Host => NsChoice::Host,
             IpcMode::Container(c) => NsChoice::Join(join(c, "ipc")?),
+            IpcMode::Namespace(p) => NsChoice::Join(p.clone()),
             IpcMode::Private | IpcMode::Shareable => NsChoice::New,
         };
         let pid = match &req.pid {
             PidMode::Host => NsChoice::Host,
             PidMode::Container(c) => NsChoice::Join(join(c, "pid")?),
+            PidMode::Namespace(p) => NsChoice::Join(p.clone()),
             PidMode::Private => NsChoice::New,
         };
         let uts = match req.uts {

@@ -62,11 +62,13 @@ impl Engine {
                 IpcMode::Private | IpcMode::Shareable => NsChoice::New,
                 IpcMode::Host => NsChoice::Host,
                 IpcMode::Container(c) => NsChoice::Join(self.ns_of(c, "ipc")?),
+                IpcMode::Namespace(p) => NsChoice::Join(p.clone()),
             },
             pid: match &req.pid {
                 PidMode::Private => NsChoice::New,
                 PidMode::Host => NsChoice::Host,
                 PidMode::Container(c) => NsChoice::Join(self.ns_of(c, "pid")?),
+                PidMode::Namespace(p) => NsChoice::Join(p.clone()),
             },
             uts: match req.uts {
                 UtsMode::Private => NsChoice::New,
@@ -144,7 +146,13 @@ impl Engine {
                 ip: attachment.as_ref().and_then(|a| a.ip),
                 volumes: &self.volumes,
                 userns: userns.clone(),
-                cgroups_path: format!("/peapod/{id}"),
+                cgroups_path: format!(
+                    "{}/{id}",
+                    req.cgroup_parent
+                        .as_deref()
+                        .unwrap_or("/peapod")
+                        .trim_end_matches('/')
+                ),
             },
         );
         let out = out?;
@@ -189,6 +197,7 @@ impl Engine {
             NetworkMode::Host => NsChoice::Host,
             // Decided once the attachment exists.
             NetworkMode::Default | NetworkMode::Bridge(_) => NsChoice::New,
+            NetworkMode::Namespace(p) => NsChoice::Join(p.clone()),
             NetworkMode::Container(c) => {
                 let other = self.store.resolve(c)?;
                 match &other.setup.network {

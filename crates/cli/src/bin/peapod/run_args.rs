@@ -117,6 +117,9 @@ pub struct CreateFlags {
     /// Seconds `stop` waits before SIGKILL.
     #[arg(long = "stop-timeout")]
     pub stop_timeout: Option<u32>,
+    /// The cgroup to put the container's cgroup under (default /peapod).
+    #[arg(long = "cgroup-parent")]
+    pub cgroup_parent: Option<String>,
     /// The image.
     pub image: String,
     /// The command and its arguments (default: the image's).
@@ -222,6 +225,7 @@ impl CreateFlags {
             labels,
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,
+            cgroup_parent: self.cgroup_parent.clone(),
         })
     }
 }
