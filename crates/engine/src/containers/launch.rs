@@ -69,7 +69,7 @@ impl Launched {
     }
 }
 
-fn next_event(r: &mut BufReader<File>) -> Option<serde_json::Value> {
+pub fn next_event(r: &mut BufReader<File>) -> Option<serde_json::Value> {
     let mut line = String::new();
     match r.read_line(&mut line) {
         Ok(0) | Err(_) => None,
@@ -85,6 +85,52 @@ fn failed(ev: &serde_json::Value) -> LaunchError {
 }
 
 impl Engine {
+    /// Runs this program with `args` (after the engine's own root flags) in
+    /// a session of its own, stderr to `log`; returns its event pipe.
+    pub fn spawn_detached(
+        &self,
+        args: &[String],
+        log: &std::path::Path,
+    ) -> Result<BufReader<File>, EngineError> {
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| {
+            EngineError::Invalid(format!("cannot make a pipe for the supervisor: {e}"))
+        })?;
+        let log_file = File::create(log).map_err(io("supervisor log", log))?;
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("--root")
+            .arg(&self.paths.root)
+            .arg("--run-root")
+            .arg(&self.paths.run)
+            .arg("--cni-config-dir")
+            .arg(&self.paths.cni_config)
+            .arg("--storage-driver")
+            .arg(&self.storage_driver)
+            .args(args);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file));
+        let fd = write.as_raw_fd();
+        // SAFETY: between fork and exec the closure only makes async-signal-
+        // safe calls (setsid, dup2) on descriptors it owns.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                if libc::dup2(fd, READY_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|source| LaunchError::Spawn {
+            exe: self.exe.display().to_string(),
+            source,
+        })?;
+        drop(write);
+        // Reaped by whoever waits for us; the supervisor lives on its own.
+        drop(child);
+        Ok(BufReader::new(File::from(read)))
+    }
+
     /// Starts container `key` under a new supervisor; returns once it is
     /// created (`wait_attach`: the caller attaches, then waits for
     /// `started`) or started.
@@ -110,48 +156,12 @@ impl Engine {
         })?;
         std::fs::create_dir_all(self.paths.sockets())
             .map_err(io("sockets directory", &self.paths.sockets()))?;
-        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| {
-            EngineError::Invalid(format!("cannot make a pipe for the supervisor: {e}"))
-        })?;
         let log_path = self.store.dir(&record.id).join("supervisor.log");
-        let log = File::create(&log_path).map_err(io("supervisor log", &log_path))?;
-        let mut cmd = Command::new(&self.exe);
-        cmd.arg("--root")
-            .arg(&self.paths.root)
-            .arg("--run-root")
-            .arg(&self.paths.run)
-            .arg("--cni-config-dir")
-            .arg(&self.paths.cni_config)
-            .arg("--storage-driver")
-            .arg(&self.storage_driver)
-            .arg("__supervise")
-            .arg(&record.id);
+        let mut args = vec!["__supervise".to_string(), record.id.clone()];
         if how.wait_attach {
-            cmd.arg("--wait-attach");
+            args.push("--wait-attach".into());
         }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log));
-        let fd = write.as_raw_fd();
-        // SAFETY: between fork and exec the closure only makes async-signal-
-        // safe calls (setsid, dup2) on descriptors it owns.
-        unsafe {
-            cmd.pre_exec(move || {
-                nix::unistd::setsid().map_err(std::io::Error::from)?;
-                if libc::dup2(fd, READY_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().map_err(|source| LaunchError::Spawn {
-            exe: self.exe.display().to_string(),
-            source,
-        })?;
-        drop(write);
-        // Reaped by whoever waits for us; the supervisor lives on its own.
-        drop(child);
-        let mut events = BufReader::new(File::from(read));
+        let mut events = self.spawn_detached(&args, &log_path)?;
         let lost = || LaunchError::SupervisorLost {
             name: record.name.clone(),
             log: log_path.display().to_string(),

@@ -24,7 +24,7 @@ use crate::userns::{UsernsAllocator, UsernsError};
 use crate::volume::{VolumeError, VolumeStore};
 
 pub use exec::{ExecRequest, exec};
-pub use launch::{Launch, LaunchError, Launched, READY_FD};
+pub use launch::{Launch, LaunchError, Launched, READY_FD, next_event};
 pub use reconcile::Reconciled;
 pub use status::{Status, View};
 
