@@ -5,11 +5,16 @@
 
 mod create;
 mod exec;
+mod inspect;
 mod launch;
+mod prune;
 mod reconcile;
 mod remove;
+mod stats;
 mod status;
 mod stop;
+mod summary;
+mod top;
 
 use std::path::PathBuf;
 
@@ -24,9 +29,14 @@ use crate::userns::{UsernsAllocator, UsernsError};
 use crate::volume::{VolumeError, VolumeStore};
 
 pub use exec::{ExecRequest, exec};
+pub use inspect::{NAMESPACES, namespaces, render_template};
 pub use launch::{Launch, LaunchError, Launched, READY_FD, next_event};
+pub use prune::Pruned;
 pub use reconcile::Reconciled;
+pub use stats::{Sample, StatsRow, binary_size, stats_row};
 pub use status::{Status, View};
+pub use summary::{Summary, human_duration, ports_text, status_text};
+pub use top::{ProcessRow, TOP_TITLES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -64,7 +74,7 @@ pub enum EngineError {
     Invalid(String),
 }
 
-pub(crate) fn io(
+pub fn io(
     what: &'static str,
     path: &std::path::Path,
 ) -> impl FnOnce(std::io::Error) -> EngineError {
@@ -85,6 +95,8 @@ pub struct Engine {
     pub storage_driver: String,
     /// The program run as each container's supervisor (`peapod`).
     pub exe: PathBuf,
+    /// Pod records.
+    pub pods: crate::pod::PodStore,
 }
 
 impl Engine {
@@ -97,6 +109,7 @@ impl Engine {
             userns: UsernsAllocator::new(paths.userns()),
             storage_driver: storage_driver.to_string(),
             exe,
+            pods: crate::pod::PodStore::new(paths.root.join("pods")),
             paths,
         }
     }

@@ -81,6 +81,38 @@ pub enum Command {
     /// Manage networks.
     #[command(subcommand)]
     Network(crate::network_cmd::NetworkCommand),
+    /// List containers.
+    Ps(crate::ps::PsArgs),
+    /// Show containers' details as JSON (or fields with -f '{{.State.Pid}}').
+    Inspect(crate::inspect::ContainerInspectArgs),
+    /// Show a running container's processes.
+    Top(crate::top::TopArgs),
+    /// Show running containers' CPU, memory and process counts.
+    Stats(crate::stats::StatsArgs),
+    /// Copy files between a container and the host (CONTAINER:PATH, or - for a tar stream).
+    Cp(crate::cp::CpArgs),
+    /// Write a container's root filesystem as a tar archive.
+    Export(crate::export::ContainerExportArgs),
+    /// Manage peapod itself.
+    #[command(subcommand)]
+    System(crate::system::SystemCommand),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(crate::system::ContainerCommand),
+    /// Create or update pods and jobs from Kubernetes manifests.
+    Apply(crate::kube_cmd::ApplyArgs),
+    /// List pods or jobs.
+    Get(crate::kube_cmd::GetArgs),
+    /// Show a pod's containers, states and events.
+    Describe(crate::kube_cmd::DescribeArgs),
+    /// Delete pods or jobs (stop signal, grace period, SIGKILL).
+    Delete(crate::kube_cmd::DeleteArgs),
+    /// Pod tools.
+    #[command(subcommand)]
+    Pod(crate::kube_cmd::PodCommand),
+    /// The supervisor of a pod (started by peapod itself).
+    #[command(name = "__pod-supervise", hide = true)]
+    PodSupervise(SuperviseArgs),
     /// The supervisor of a detached container (started by peapod itself).
     #[command(name = "__supervise", hide = true)]
     Supervise(SuperviseArgs),
@@ -164,11 +196,27 @@ pub struct LogsArgs {
     /// Prefix each line with its RFC 3339 time.
     #[arg(short = 't', long)]
     pub timestamps: bool,
+    /// For a pod: which container (default: the first).
+    #[arg(short = 'c', long = "container")]
+    pub pod_container: Option<String>,
+    /// For a pod: the container's previous run.
+    #[arg(short = 'p', long)]
+    pub previous: bool,
+    /// For a pod: its namespace.
+    #[arg(long = "namespace", default_value = "default")]
+    pub namespace: String,
+    /// A container (name or id), or a pod's name.
     pub container: String,
 }
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
+    /// For a pod: which container (default: the first).
+    #[arg(short = 'c', long = "container")]
+    pub pod_container: Option<String>,
+    /// For a pod: its namespace.
+    #[arg(long = "namespace", default_value = "default")]
+    pub namespace: String,
     /// Keep stdin open.
     #[arg(short = 'i', long)]
     pub interactive: bool,
@@ -285,6 +333,9 @@ pub struct UnpackLayerArgs {
 
 #[derive(Args, Debug)]
 pub struct RmArgs {
+    /// Remove the names even when a container uses the image (its layers stay while it exists).
+    #[arg(short = 'f', long)]
+    pub force: bool,
     #[arg(required = true)]
     pub images: Vec<String>,
 }

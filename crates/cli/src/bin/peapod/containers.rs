@@ -271,7 +271,23 @@ pub fn wait(engine: &Engine, a: &args::WaitArgs) -> Result<()> {
 
 /// `peapod logs`.
 pub fn logs(engine: &Engine, a: &args::LogsArgs) -> Result<()> {
-    let record = engine.store.resolve(&a.container)?;
+    let record = match engine.store.resolve(&a.container) {
+        Ok(r) if a.pod_container.is_none() => r,
+        Err(_) | Ok(_) if engine.pods.find(&a.namespace, &a.container)?.is_some() => {
+            return crate::kube_cmd::logs(
+                engine,
+                &crate::kube_cmd::PodLogsArgs {
+                    pod: a.container.clone(),
+                    container: a.pod_container.clone(),
+                    follow: a.follow,
+                    previous: a.previous,
+                    timestamps: a.timestamps,
+                    namespace: a.namespace.clone(),
+                },
+            );
+        }
+        r => r?,
+    };
     let opts = ReadOptions {
         tail: a.tail.as_deref().and_then(|t| t.parse().ok()),
         timestamps: a.timestamps,
@@ -335,6 +351,19 @@ pub fn supervise(engine: &Engine, a: &args::SuperviseArgs) -> Result<()> {
     Ok(())
 }
 
+/// An exec that could not start: Docker's 127 (not found) or 126 (cannot
+/// execute) when the command is at fault, else the engine's error (125).
+fn exec_failed(e: EngineError) -> anyhow::Error {
+    if let EngineError::Runtime(pea_runtime::ContainerError::StartFailed { reason, .. }) = &e {
+        let code = peapod_engine::monitor::start_failure_code(reason);
+        if code != ENGINE_ERROR {
+            eprintln!("peapod: {}", crate::edge::one_line(&anyhow::Error::from(e)));
+            return Exit(code).into();
+        }
+    }
+    e.into()
+}
+
 /// `peapod exec`.
 pub fn exec(engine: &Engine, a: &args::ExecArgs) -> Result<()> {
     use peapod_engine::containers::ExecRequest;
@@ -358,7 +387,22 @@ pub fn exec(engine: &Engine, a: &args::ExecArgs) -> Result<()> {
         let null = std::fs::File::open("/dev/null")?;
         nix::unistd::dup2_stdin(null)?;
     }
-    let record = engine.store.resolve(&a.container)?;
+    let record = match engine.store.resolve(&a.container) {
+        Ok(r) if a.pod_container.is_none() => r,
+        Err(_) | Ok(_) if engine.pods.find(&a.namespace, &a.container)?.is_some() => {
+            let pod = engine
+                .pods
+                .find(&a.namespace, &a.container)?
+                .context("pod gone")?;
+            let c = crate::kube_cmd::container_of(&pod, a.pod_container.as_deref())?;
+            let cid = c
+                .container_id
+                .clone()
+                .context("the container was not created yet")?;
+            engine.store.load(&cid)?
+        }
+        r => r?,
+    };
     // The process may be forked twice (to enter a pid namespace): it must
     // still come back to us.
     pea_runtime::become_subreaper()?;
@@ -373,7 +417,7 @@ pub fn exec(engine: &Engine, a: &args::ExecArgs) -> Result<()> {
         None
     };
     req.console_socket = console.as_ref().map(|c| c.path().to_path_buf());
-    let pid = peapod_engine::containers::exec(engine, &record.id, &req)?;
+    let pid = peapod_engine::containers::exec(engine, &record.id, &req).map_err(exec_failed)?;
     if a.detach {
         return Ok(());
     }
@@ -413,4 +457,17 @@ pub fn network_users(engine: &Engine, name: &str) -> Vec<String> {
         .filter(|r| r.setup.network.as_ref().is_some_and(|a| a.network == name))
         .map(|r| r.name)
         .collect()
+}
+
+/// `peapod __pod-supervise ID`: the supervisor of a pod.
+pub fn pod_supervise(engine: &Engine, a: &args::SuperviseArgs) -> Result<()> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the launcher put its pipe on this descriptor for us alone;
+    // fcntl tells whether it is open before it is owned.
+    let ready = unsafe {
+        (libc::fcntl(peapod_engine::containers::READY_FD, libc::F_GETFD) >= 0)
+            .then(|| std::fs::File::from_raw_fd(peapod_engine::containers::READY_FD))
+    };
+    peapod_engine::pod::supervise(engine, &a.id, ready)?;
+    Ok(())
 }

@@ -3,12 +3,22 @@
 
 mod args;
 mod containers;
+mod cp;
 #[path = "../../edge.rs"]
 mod edge;
+mod export;
 mod images;
+mod inspect;
+mod kube_cmd;
 mod network_cmd;
+mod ps;
 mod registry;
+mod rootfs_tar;
 mod run_args;
+mod stats;
+mod system;
+mod table;
+mod top;
 #[allow(dead_code)]
 #[path = "../pea/tty.rs"]
 mod tty;
@@ -55,7 +65,10 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         Command::Pull(a) => images::pull(&open()?, &cli, a),
         Command::Push(a) => images::push(&open()?, &cli, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(&open()?, a),
-        Command::Image(ImageCommand::Rm(a)) => images::remove(&open()?, a),
+        Command::Image(ImageCommand::Rm(a)) => {
+            let e = engine(&cli)?;
+            images::remove(&open()?, a, &|id| images::image_users(&e, id))
+        }
         Command::Image(ImageCommand::Prune) => images::prune(&open()?),
         Command::Image(ImageCommand::Inspect(a)) => images::inspect(&open()?, a),
         Command::Image(ImageCommand::Import(a)) => images::import(&open()?, a),
@@ -76,6 +89,12 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         Command::Logs(a) => containers::logs(&engine(&cli)?, a),
         Command::Exec(a) => containers::exec(&engine(&cli)?, a),
         Command::Supervise(a) => containers::supervise(&engine(&cli)?, a),
+        Command::PodSupervise(a) => containers::pod_supervise(&engine(&cli)?, a),
+        Command::Apply(a) => kube_cmd::apply(&engine(&cli)?, a),
+        Command::Get(a) => kube_cmd::get(&engine(&cli)?, a),
+        Command::Describe(a) => kube_cmd::describe(&engine(&cli)?, a),
+        Command::Delete(a) => kube_cmd::delete(&engine(&cli)?, a),
+        Command::Pod(c) => kube_cmd::pod_ns(&engine(&cli)?, c),
         Command::Volume(c) => {
             let e = engine(&cli)?;
             volume_cmd::run(c, &e.paths, &|v| containers::volume_users(&e, v))
@@ -84,5 +103,13 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
             let e = engine(&cli)?;
             network_cmd::run(c, &e.paths, &|n| containers::network_users(&e, n))
         }
+        Command::Ps(a) => ps::run(&engine(&cli)?, a),
+        Command::Inspect(a) => inspect::run(&engine(&cli)?, a),
+        Command::Top(a) => top::run(&engine(&cli)?, a),
+        Command::Stats(a) => stats::run(&engine(&cli)?, a),
+        Command::Cp(a) => cp::run(&engine(&cli)?, a),
+        Command::Export(a) => export::run(&engine(&cli)?, a),
+        Command::System(c) => system::system(&engine(&cli)?, c),
+        Command::Container(c) => system::container(&engine(&cli)?, c),
     }
 }

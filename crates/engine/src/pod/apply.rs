@@ -1,0 +1,254 @@
+//! `apply`: Kubernetes objects into running pods. A Pod is one pod; a Job
+//! is a pod named `<job>-<suffix>` labelled `job-name`, restarted within
+//! its backoffLimit. The object as applied is kept, so applying the same
+//! manifest again changes nothing and a changed one replaces the pod.
+
+use std::collections::BTreeMap;
+
+use peapod_kube::Object;
+use peapod_kube::k8s_openapi::api::core::v1::PodSpec;
+use peapod_kube::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::kube::{PodMeta, plan};
+use super::launch::PodLaunch;
+use crate::containers::{Engine, EngineError};
+
+/// What apply did to one object (kubectl's words).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// `pod/name`, `job.batch/name`, `configmap/name`.
+    pub object: String,
+    /// created, configured or unchanged.
+    pub action: &'static str,
+}
+
+fn labels(meta: &ObjectMeta) -> BTreeMap<String, String> {
+    meta.labels.clone().unwrap_or_default()
+}
+
+fn namespace(meta: &ObjectMeta) -> String {
+    meta.namespace.clone().unwrap_or_else(|| "default".into())
+}
+
+/// A random RFC 4122 version 4 UUID.
+pub fn new_uid() -> Result<String, EngineError> {
+    let hex = crate::record::new_id()?;
+    let mut b: Vec<char> = hex[..32].chars().collect();
+    b[12] = '4';
+    b[16] = ['8', '9', 'a', 'b'][(b[16].to_digit(16).unwrap_or(0) % 4) as usize];
+    let s: String = b.into_iter().collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &s[..8],
+        &s[8..12],
+        &s[12..16],
+        &s[16..20],
+        &s[20..32]
+    ))
+}
+
+/// Five characters of Kubernetes' name-suffix alphabet.
+fn suffix() -> Result<String, EngineError> {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let hex = crate::record::new_id()?;
+    Ok(hex
+        .as_bytes()
+        .chunks(2)
+        .take(5)
+        .map(|p| {
+            let v = u8::from_str_radix(std::str::from_utf8(p).unwrap_or("0"), 16).unwrap_or(0);
+            ALPHABET[v as usize % ALPHABET.len()] as char
+        })
+        .collect())
+}
+
+impl Engine {
+    /// Applies `objects` in order: ConfigMaps and Secrets first (they feed
+    /// the pods' volumes and env), then pods and jobs.
+    pub fn apply(&self, objects: &[Object]) -> Result<Vec<Applied>, EngineError> {
+        let mut config: BTreeMap<String, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
+        let mut out = Vec::new();
+        for o in objects {
+            match o {
+                Object::ConfigMap(c) => {
+                    let mut data: BTreeMap<String, Vec<u8>> = c
+                        .data
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.into_bytes()))
+                        .collect();
+                    for (k, v) in c.binary_data.clone().unwrap_or_default() {
+                        data.insert(k, v.0);
+                    }
+                    config.insert(c.metadata.name.clone().unwrap_or_default(), data);
+                    out.push(Applied {
+                        object: format!(
+                            "configmap/{}",
+                            c.metadata.name.clone().unwrap_or_default()
+                        ),
+                        action: "configured",
+                    });
+                }
+                Object::Secret(s) => {
+                    let mut data: BTreeMap<String, Vec<u8>> = s
+                        .data
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.0))
+                        .collect();
+                    for (k, v) in s.string_data.clone().unwrap_or_default() {
+                        data.insert(k, v.into_bytes());
+                    }
+                    config.insert(s.metadata.name.clone().unwrap_or_default(), data);
+                    out.push(Applied {
+                        object: format!("secret/{}", s.metadata.name.clone().unwrap_or_default()),
+                        action: "configured",
+                    });
+                }
+                _ => {}
+            }
+        }
+        for o in objects {
+            match o {
+                Object::Pod(p) => {
+                    let spec = p.spec.clone().unwrap_or_default();
+                    let manifest = serde_json::to_value(p).unwrap_or_default();
+                    let name = p.metadata.name.clone().unwrap_or_default();
+                    let action = self.apply_pod(
+                        &name,
+                        &p.metadata,
+                        &spec,
+                        "Always",
+                        None,
+                        None,
+                        manifest,
+                        &config,
+                    )?;
+                    out.push(Applied {
+                        object: format!("pod/{name}"),
+                        action,
+                    });
+                }
+                Object::Job(j) => {
+                    let name = j.metadata.name.clone().unwrap_or_default();
+                    let spec = j.spec.clone().unwrap_or_default();
+                    let template = spec.template.spec.clone().unwrap_or_default();
+                    let manifest = serde_json::to_value(j).unwrap_or_default();
+                    let owner = format!("Job/{name}");
+                    let ns = namespace(&j.metadata);
+                    let existing = self
+                        .pods
+                        .list()?
+                        .into_iter()
+                        .find(|p| p.namespace == ns && p.owner.as_deref() == Some(&owner));
+                    let action = match existing {
+                        Some(p) if p.manifest.get("job") == Some(&manifest) => "unchanged",
+                        Some(p) => {
+                            self.delete_pod(&p.id, None)?;
+                            "configured"
+                        }
+                        None => "created",
+                    };
+                    if action != "unchanged" {
+                        let pod_name = format!("{name}-{}", suffix()?);
+                        let mut meta = spec.template.metadata.clone().unwrap_or_default();
+                        meta.namespace = Some(ns.clone());
+                        let mut l = labels(&meta);
+                        l.insert("job-name".into(), name.clone());
+                        l.insert("batch.kubernetes.io/job-name".into(), name.clone());
+                        meta.labels = Some(l);
+                        let mut pod_manifest = serde_json::json!({
+                            "apiVersion": "v1",
+                            "kind": "Pod",
+                            "metadata": {"name": pod_name, "namespace": ns},
+                            "spec": serde_json::to_value(&template).unwrap_or_default(),
+                        });
+                        pod_manifest["job"] = manifest;
+                        self.apply_pod(
+                            &pod_name,
+                            &meta,
+                            &template,
+                            "OnFailure",
+                            Some(spec.backoff_limit.unwrap_or(6).max(0) as u32),
+                            Some(owner),
+                            pod_manifest,
+                            &config,
+                        )?;
+                    }
+                    out.push(Applied {
+                        object: format!("job.batch/{name}"),
+                        action,
+                    });
+                }
+                Object::Deployment(d) => {
+                    return Err(EngineError::Invalid(format!(
+                        "deployment {}: Deployments are not run by this peapod yet; run its pod template as a Pod",
+                        d.metadata.name.clone().unwrap_or_default()
+                    )));
+                }
+                Object::ReplicaSet(r) => {
+                    return Err(EngineError::Invalid(format!(
+                        "replicaset {}: ReplicaSets are not run by this peapod yet; run its pod template as a Pod",
+                        r.metadata.name.clone().unwrap_or_default()
+                    )));
+                }
+                Object::ConfigMap(_) | Object::Secret(_) => {}
+            }
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_pod(
+        &self,
+        name: &str,
+        meta: &ObjectMeta,
+        spec: &PodSpec,
+        default_restart: &str,
+        max_restarts: Option<u32>,
+        owner: Option<String>,
+        manifest: serde_json::Value,
+        config: &BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+    ) -> Result<&'static str, EngineError> {
+        let ns = namespace(meta);
+        let action = match self.pods.find(&ns, name)? {
+            Some(p) if p.manifest == manifest && !p.deleting => return Ok("unchanged"),
+            Some(p) => {
+                self.delete_pod(&p.id, None)?;
+                "configured"
+            }
+            None => "created",
+        };
+        let uid = new_uid()?;
+        let volumes_dir = self.paths.root.join("pods").join("volumes").join(&uid);
+        let plan = plan(
+            &PodMeta {
+                name,
+                namespace: &ns,
+                uid: &uid,
+                labels: labels(meta),
+                volumes_dir: &volumes_dir,
+                config,
+                max_restarts,
+            },
+            spec,
+            default_restart,
+        );
+        let plan = match plan {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&volumes_dir);
+                return Err(e);
+            }
+        };
+        self.run_pod(PodLaunch {
+            plan,
+            uid,
+            owner,
+            manifest,
+        })?;
+        Ok(action)
+    }
+}

@@ -1,0 +1,137 @@
+//! The infra ("pause") process of a pod: it holds the pod's network (joined
+//! from the pod's namespace file), IPC and UTS namespaces, and with a
+//! shared PID namespace it is PID 1 there and reaps zombies. It needs no
+//! image: it is a fork of the pod's supervisor, which has one thread, and
+//! it only makes system calls. SIGINT or SIGTERM end it cleanly.
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use nix::sched::{CloneFlags, setns, unshare};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+
+/// How the infra process is made.
+pub struct InfraSpec<'a> {
+    /// The pod's network namespace file; None: the host's network.
+    pub netns: Option<&'a Path>,
+    pub new_ipc: bool,
+    pub share_pid: bool,
+    pub hostname: &'a str,
+}
+
+/// Starts the infra process; returns its pid (a child of the caller, or,
+/// with a shared PID namespace, an orphan the caller, a subreaper, adopts).
+pub fn start(spec: &InfraSpec) -> Result<i32, nix::Error> {
+    let netns: Option<OwnedFd> = match spec.netns {
+        Some(p) => Some(OwnedFd::from(std::fs::File::open(p).map_err(|e| {
+            nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+        })?)),
+        None => None,
+    };
+    let (read, write) = nix::unistd::pipe()?;
+    let mut flags = CloneFlags::CLONE_NEWUTS;
+    if spec.new_ipc {
+        flags |= CloneFlags::CLONE_NEWIPC;
+    }
+    if spec.share_pid {
+        flags |= CloneFlags::CLONE_NEWPID;
+    }
+    let hostname = spec.hostname.to_string();
+    // SAFETY: the caller (the pod supervisor) has one thread; the child
+    // only makes system calls before it pauses or exits.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            drop(read);
+            let ok = (|| -> Result<(), nix::Error> {
+                if let Some(fd) = &netns {
+                    setns(fd, CloneFlags::CLONE_NEWNET)?;
+                }
+                unshare(flags)?;
+                nix::unistd::sethostname(&hostname)?;
+                Ok(())
+            })();
+            if ok.is_err() {
+                // SAFETY: _exit ends the child without running anything.
+                unsafe { libc::_exit(1) };
+            }
+            drop(netns);
+            if spec.share_pid {
+                // SAFETY: still one thread here.
+                match unsafe { fork() } {
+                    Ok(ForkResult::Child) => pause(Some(write)),
+                    Ok(ForkResult::Parent { .. }) | Err(_) => {
+                        // SAFETY: as above.
+                        unsafe { libc::_exit(0) }
+                    }
+                }
+            }
+            pause(Some(write))
+        }
+        ForkResult::Parent { child } => {
+            drop(write);
+            drop(netns);
+            let mut buf = [0u8; 4];
+            let n = nix::unistd::read(&read, &mut buf).unwrap_or(0);
+            if spec.share_pid {
+                // The middle process has exited; reap it.
+                let _ = waitpid(child, Some(WaitPidFlag::__WALL));
+            }
+            if n == 4 {
+                Ok(i32::from_ne_bytes(buf))
+            } else {
+                Err(nix::Error::ECHILD)
+            }
+        }
+    }
+}
+
+/// The pause loop: tell the supervisor our pid, then wait for signals;
+/// reap children; end on SIGINT or SIGTERM.
+fn pause(ready: Option<OwnedFd>) -> ! {
+    let all = SigSet::all();
+    let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None);
+    // SAFETY: prctl with a pointer to a NUL-terminated name.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"peapod-pause".as_ptr()) };
+    if let Some(fd) = ready {
+        let pid = nix::unistd::getpid().as_raw();
+        // The host's view of our pid: /proc/self is of the pid namespace
+        // of /proc's mount (the host's), so readlink gives the host pid.
+        let host_pid = std::fs::read_link("/proc/self")
+            .ok()
+            .and_then(|p| p.to_str().and_then(|s| s.parse::<i32>().ok()))
+            .unwrap_or(pid);
+        let _ = nix::unistd::write(&fd, &host_pid.to_ne_bytes());
+        drop(fd);
+    }
+    close_others();
+    loop {
+        match all.wait() {
+            Ok(Signal::SIGCHLD) => {
+                while let Ok(s) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                    if matches!(s, nix::sys::wait::WaitStatus::StillAlive) {
+                        break;
+                    }
+                }
+            }
+            Ok(Signal::SIGINT | Signal::SIGTERM) => {
+                // SAFETY: _exit ends the process without running anything.
+                unsafe { libc::_exit(0) }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Keeps nothing of the supervisor's open (its log, its sockets).
+fn close_others() {
+    let max = nix::unistd::sysconf(nix::unistd::SysconfVar::OPEN_MAX)
+        .ok()
+        .flatten()
+        .unwrap_or(1024) as i32;
+    for fd in 0..max.min(65536) {
+        // SAFETY: closing descriptors this process does not use any more.
+        unsafe { libc::close(fd) };
+    }
+}

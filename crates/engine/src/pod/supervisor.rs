@@ -1,0 +1,757 @@
+//! The supervisor of one pod: a process of its own (single-threaded, a
+//! subreaper) that brings the pod up — network, cgroup, infra process,
+//! containers — runs init containers in order, then the app containers,
+//! restarts them per the pod's policy with back-off, and on delete stops
+//! them (preStop, stop signal, grace period, SIGKILL) and tears it down.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+
+use super::infra::{self, InfraSpec};
+use super::record::{ContainerState, Phase, PodRecord};
+use super::{ContainerKind, POD_IP, PodRestart, cgroup};
+use crate::containers::{Engine, EngineError};
+use crate::monitor::{self, MonitorSpec, Ready};
+use crate::record::{ProcRef, State};
+use crate::request::{IpcMode, NetworkMode, PidMode, UtsMode};
+use crate::restart::RestartPolicy;
+use crate::supervisor::LogConfig;
+use crate::time::format_rfc3339_nano;
+
+fn now() -> String {
+    format_rfc3339_nano(SystemTime::now())
+}
+
+fn signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGUSR1,
+        Signal::SIGHUP,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+/// What woke the supervisor.
+enum Wake {
+    Child,
+    Stop,
+    Timer,
+}
+
+fn wait_signal(timeout: Option<Duration>) -> Wake {
+    let set = signals();
+    let sig = match timeout {
+        None => set.wait().map(|s| s as i32).unwrap_or(0),
+        Some(t) => {
+            let ts = libc::timespec {
+                tv_sec: t.as_secs() as libc::time_t,
+                tv_nsec: t.subsec_nanos() as libc::c_long,
+            };
+            // SAFETY: sigtimedwait reads the valid set and timespec given;
+            // a null siginfo pointer is allowed.
+            unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &ts) }
+        }
+    };
+    match sig {
+        libc::SIGCHLD => Wake::Child,
+        libc::SIGTERM | libc::SIGINT | libc::SIGUSR1 | libc::SIGHUP => Wake::Stop,
+        _ => Wake::Timer,
+    }
+}
+
+struct Pod<'a> {
+    engine: &'a Engine,
+    id: String,
+    /// monitor pid -> container index
+    monitors: HashMap<i32, usize>,
+    /// container index -> when to start it again
+    timers: HashMap<usize, Instant>,
+    /// other children reaped while waiting for something else
+    infra: Option<i32>,
+    stopping: bool,
+    restarts: u32,
+}
+
+/// Runs pod `id` until it ends or is deleted. `ready` gets one JSON line:
+/// `started` once the app containers run, or `error`.
+pub fn run(engine: &Engine, id: &str, ready: Option<File>) -> Result<(), EngineError> {
+    let mut ready = Ready::new(ready);
+    pea_runtime::become_subreaper().map_err(|e| EngineError::Invalid(format!("subreaper: {e}")))?;
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals()), None)
+        .map_err(|e| EngineError::Invalid(format!("block signals: {e}")))?;
+    let mut pod = Pod {
+        engine,
+        id: id.to_string(),
+        monitors: HashMap::new(),
+        timers: HashMap::new(),
+        infra: None,
+        stopping: false,
+        restarts: 0,
+    };
+    pod.update(|r| {
+        r.supervisor = ProcRef::current();
+        r.phase = Phase::Pending;
+    })?;
+    if let Err(e) = pod.bring_up() {
+        let msg = e.to_string();
+        let _ = pod.update(|r| {
+            r.phase = Phase::Failed;
+            r.event("Warning", "Failed", msg.clone());
+        });
+        ready.send(serde_json::json!({"event": "error", "message": msg, "code": 125}));
+        pod.tear_down(false);
+        return Err(e);
+    }
+    let result = pod.run_init();
+    let result = result.and_then(|ok| {
+        if ok && !pod.stopping {
+            pod.start_apps()?;
+            ready.send(serde_json::json!({"event": "started", "pid": pod.infra.unwrap_or(0)}));
+            ready.close();
+            pod.main_loop()
+        } else {
+            Ok(())
+        }
+    });
+    ready.send(serde_json::json!({"event": "error", "message": "the pod ended before its containers started", "code": 1}));
+    let deleting = pod.stopping;
+    pod.tear_down(deleting);
+    result
+}
+
+impl Pod<'_> {
+    fn store(&self) -> &super::PodStore {
+        &self.engine.pods
+    }
+
+    fn update<T>(&self, f: impl FnOnce(&mut PodRecord) -> T) -> Result<T, EngineError> {
+        Ok(self.store().update(&self.id, f)?.1)
+    }
+
+    fn record(&self) -> Result<PodRecord, EngineError> {
+        Ok(self.store().load(&self.id)?)
+    }
+
+    /// Network, cgroup, infra process, and a container record for each
+    /// container.
+    fn bring_up(&mut self) -> Result<(), EngineError> {
+        let rec = self.record()?;
+        let plan = rec.plan.clone();
+        for (dir, size) in &plan.memory_volumes {
+            std::fs::create_dir_all(dir).map_err(crate::containers::io("volume", dir))?;
+            let opts = size.map(|s| format!("size={s}"));
+            nix::mount::mount(
+                Some("tmpfs"),
+                dir.as_path(),
+                Some("tmpfs"),
+                nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+                opts.as_deref(),
+            )
+            .map_err(|e| {
+                EngineError::Invalid(format!("emptyDir tmpfs on {}: {e}", dir.display()))
+            })?;
+        }
+        let (netns, ip) = if plan.host_network {
+            (None, None)
+        } else {
+            let a = self.engine.networks.attach(&self.id, None, &plan.ports)?;
+            (Some(a.netns.clone()), a.ip)
+        };
+        self.update(|r| {
+            r.netns = netns.clone();
+            r.ip = ip;
+        })?;
+        cgroup::create(&plan, &rec.uid).map_err(pea_runtime::ContainerError::from)?;
+        let infra_pid = infra::start(&InfraSpec {
+            netns: netns.as_deref(),
+            new_ipc: !plan.host_ipc,
+            share_pid: plan.share_pid && !plan.host_pid,
+            hostname: &plan.hostname,
+        })
+        .map_err(|e| EngineError::Invalid(format!("start the pod's infra process: {e}")))?;
+        self.infra = Some(infra_pid);
+        let _ = cgroup::add(&plan, &rec.uid, infra_pid);
+        self.update(|r| {
+            r.infra = ProcRef::of(infra_pid);
+            r.event(
+                "Normal",
+                "SandboxReady",
+                format!("infra process {infra_pid} holds the pod's namespaces"),
+            );
+        })?;
+        let ns = |kind: &str| PathBuf::from(format!("/proc/{infra_pid}/ns/{kind}"));
+        let cgroup_parent = cgroup::path(&plan, &rec.uid);
+        let ip_text = ip.map(|i| i.to_string()).unwrap_or_default();
+        for (i, c) in plan.containers.iter().enumerate() {
+            let mut req = c.request.clone();
+            req.name = Some(container_name(&rec, &c.name));
+            req.network = match &netns {
+                Some(p) => NetworkMode::Namespace(p.clone()),
+                None => NetworkMode::Host,
+            };
+            req.publish.clear();
+            req.ipc = if plan.host_ipc {
+                IpcMode::Host
+            } else {
+                IpcMode::Namespace(ns("ipc"))
+            };
+            req.pid = if plan.host_pid {
+                PidMode::Host
+            } else if plan.share_pid {
+                PidMode::Namespace(ns("pid"))
+            } else {
+                PidMode::Private
+            };
+            req.uts = UtsMode::Private;
+            req.hostname = Some(plan.hostname.clone());
+            req.cgroup_parent = Some(cgroup_parent.clone());
+            req.restart = RestartPolicy::No;
+            req.auto_remove = false;
+            for e in &mut req.env {
+                if e.contains(POD_IP) {
+                    *e = e.replace(POD_IP, &ip_text);
+                }
+            }
+            let made = self.engine.create(&req)?;
+            self.update(|r| {
+                if let Some(s) = r.containers.get_mut(i) {
+                    s.container_id = Some(made.id.clone());
+                }
+                r.event("Normal", "Created", format!("Created container {}", c.name));
+            })?;
+        }
+        Ok(())
+    }
+
+    fn kind_of(&self, rec: &PodRecord, i: usize) -> ContainerKind {
+        rec.plan.containers[i].kind
+    }
+
+    /// Runs init containers in order (sidecars are started and left
+    /// running); whether the pod may go on.
+    fn run_init(&mut self) -> Result<bool, EngineError> {
+        let rec = self.record()?;
+        for i in 0..rec.plan.containers.len() {
+            match self.kind_of(&rec, i) {
+                ContainerKind::App => {}
+                ContainerKind::Sidecar => self.start(i)?,
+                ContainerKind::Init => loop {
+                    self.start(i)?;
+                    let Some(code) = self.wait_for(i)? else {
+                        return Ok(false);
+                    };
+                    if code == 0 {
+                        break;
+                    }
+                    if !self.after_exit(i, code)? {
+                        return Ok(false);
+                    }
+                    let Some(at) = self.timers.remove(&i) else {
+                        return Ok(false);
+                    };
+                    if !self.sleep_until(at)? {
+                        return Ok(false);
+                    }
+                },
+            }
+        }
+        Ok(true)
+    }
+
+    fn start_apps(&mut self) -> Result<(), EngineError> {
+        let rec = self.record()?;
+        for i in 0..rec.plan.containers.len() {
+            if self.kind_of(&rec, i) == ContainerKind::App {
+                self.start(i)?;
+            }
+        }
+        self.update(|r| r.phase = Phase::Running)?;
+        Ok(())
+    }
+
+    /// Forks a monitor that runs container `i` once.
+    fn start(&mut self, i: usize) -> Result<(), EngineError> {
+        let rec = self.record()?;
+        let status = &rec.containers[i];
+        let Some(cid) = status.container_id.clone() else {
+            return Err(EngineError::Invalid(format!(
+                "container {} was not created",
+                status.name
+            )));
+        };
+        let crec = self.engine.store.load(&cid)?;
+        let spec = MonitorSpec {
+            runtime: self.engine.runtime.clone(),
+            store: self.engine.store.clone(),
+            id: cid.clone(),
+            bundle: crec.setup.bundle.clone(),
+            socket: self.engine.socket(&cid),
+            log: LogConfig::default(),
+            tty: crec.setup.tty,
+            interactive: crec.setup.interactive,
+            wait_attach: false,
+        };
+        let _ = std::fs::create_dir_all(self.engine.paths.sockets());
+        self.engine.store.update(&cid, |r| {
+            r.state = State::Created;
+            r.supervisor = ProcRef::current();
+        })?;
+        // SAFETY: this process has one thread, so the child may run any
+        // code after fork.
+        match unsafe { fork() }.map_err(|e| EngineError::Invalid(format!("fork a monitor: {e}")))? {
+            ForkResult::Child => {
+                let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&signals()), None);
+                let code = match monitor::run(&spec, &mut Ready::new(None)) {
+                    Ok(_) => 0,
+                    Err(e) => {
+                        eprintln!("monitor of {}: {e}", spec.id);
+                        1
+                    }
+                };
+                std::process::exit(code);
+            }
+            ForkResult::Parent { child } => {
+                self.monitors.insert(child.as_raw(), i);
+            }
+        }
+        let name = status.name.clone();
+        self.update(|r| {
+            let started = now();
+            if let Some(c) = r.containers.get_mut(i) {
+                c.state = ContainerState::Running {
+                    started_at: started.clone(),
+                };
+                c.ready = true;
+                c.starts.push(started);
+            }
+            r.event("Normal", "Started", format!("Started container {name}"));
+        })?;
+        Ok(())
+    }
+
+    /// Reaps what ended; for each monitor that ended, its container's
+    /// index and exit code.
+    fn reap(&mut self) -> Vec<(usize, i32)> {
+        let mut ended = Vec::new();
+        loop {
+            match waitpid(
+                Pid::from_raw(-1),
+                Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
+            ) {
+                Ok(WaitStatus::Exited(p, _)) | Ok(WaitStatus::Signaled(p, _, _)) => {
+                    let pid = p.as_raw();
+                    if Some(pid) == self.infra {
+                        self.infra = None;
+                        let _ = self.update(|r| {
+                            r.event("Warning", "SandboxDied", "the infra process ended")
+                        });
+                    }
+                    if let Some(i) = self.monitors.remove(&pid) {
+                        ended.push((i, self.exit_code(i)));
+                    }
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => return ended,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// The exit code the monitor of container `i` recorded.
+    fn exit_code(&self, i: usize) -> i32 {
+        let Ok(rec) = self.record() else { return 255 };
+        let Some(cid) = rec.containers.get(i).and_then(|c| c.container_id.clone()) else {
+            return 255;
+        };
+        match self.engine.store.load(&cid).map(|r| r.state) {
+            Ok(State::Exited { code, .. }) => code,
+            Ok(State::Running { .. }) => {
+                // Its monitor died: whatever is left goes.
+                let kill = pea_runtime::SignalNumber::parse("9").expect("SIGKILL");
+                let _ = self.engine.runtime.kill(&cid, kill, true);
+                let _ = self.engine.runtime.delete(&cid, true);
+                137
+            }
+            _ => 255,
+        }
+    }
+
+    /// Waits until container `i`'s run ends; None when the pod is being
+    /// stopped instead.
+    fn wait_for(&mut self, i: usize) -> Result<Option<i32>, EngineError> {
+        loop {
+            for (j, code) in self.reap() {
+                if j == i {
+                    return Ok(Some(code));
+                }
+                self.after_exit(j, code)?;
+            }
+            match wait_signal(None) {
+                Wake::Stop if self.delete_requested() => {
+                    self.stopping = true;
+                    return Ok(None);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn delete_requested(&self) -> bool {
+        self.record().map(|r| r.deleting).unwrap_or(true)
+    }
+
+    /// Sleeps until `at` unless a delete comes first; whether it slept.
+    fn sleep_until(&mut self, at: Instant) -> Result<bool, EngineError> {
+        loop {
+            let left = at.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(true);
+            }
+            match wait_signal(Some(left)) {
+                Wake::Stop if self.delete_requested() => {
+                    self.stopping = true;
+                    return Ok(false);
+                }
+                Wake::Child => {
+                    for (j, code) in self.reap() {
+                        self.after_exit(j, code)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Records container `i`'s end and decides on a restart (a timer);
+    /// whether the pod goes on.
+    fn after_exit(&mut self, i: usize, code: i32) -> Result<bool, EngineError> {
+        let rec = self.record()?;
+        let plan = &rec.plan;
+        let kind = plan.containers[i].kind;
+        let oom = rec.containers[i]
+            .container_id
+            .as_ref()
+            .and_then(|cid| self.engine.store.load(cid).ok())
+            .is_some_and(|r| {
+                matches!(
+                    r.state,
+                    State::Exited {
+                        oom_killed: true,
+                        ..
+                    }
+                )
+            });
+        let reason = if oom {
+            "OOMKilled"
+        } else if code == 0 {
+            "Completed"
+        } else {
+            "Error"
+        };
+        let restart = !self.stopping
+            && match (kind, plan.restart) {
+                (ContainerKind::Sidecar, _) => true,
+                (_, PodRestart::Always) => kind != ContainerKind::Init || code != 0,
+                (_, PodRestart::OnFailure) => code != 0,
+                (_, PodRestart::Never) => false,
+            };
+        let over_limit =
+            restart && code != 0 && plan.max_restarts.is_some_and(|max| self.restarts >= max);
+        let ran_for = match &rec.containers[i].state {
+            ContainerState::Running { started_at } => crate::time::parse_rfc3339(started_at)
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .unwrap_or_default(),
+            _ => Duration::ZERO,
+        };
+        let name = rec.containers[i].name.clone();
+        let will_restart = restart && !over_limit;
+        let delay = self.update(|r| {
+            let c = &mut r.containers[i];
+            let started_at = match &c.state {
+                ContainerState::Running { started_at } => Some(started_at.clone()),
+                _ => None,
+            };
+            let terminated = ContainerState::Terminated {
+                exit_code: code,
+                reason: reason.into(),
+                started_at,
+                finished_at: now(),
+            };
+            c.ready = false;
+            let delay = if will_restart {
+                let d = c.backoff.next_delay(ran_for);
+                c.last_state = Some(terminated);
+                c.state = ContainerState::Waiting {
+                    reason: if code == 0 && reason == "Completed" && kind == ContainerKind::Init {
+                        "PodInitializing".into()
+                    } else {
+                        "CrashLoopBackOff".into()
+                    },
+                };
+                Some(d)
+            } else {
+                c.state = terminated;
+                None
+            };
+            if oom {
+                r.event(
+                    "Warning",
+                    "OOMKilled",
+                    format!("Container {name} was killed: out of memory"),
+                );
+            }
+            if let Some(d) = delay {
+                r.event(
+                    "Warning",
+                    "BackOff",
+                    format!(
+                        "Back-off {}s restarting failed container {name}",
+                        d.as_secs()
+                    ),
+                );
+            } else {
+                r.event(
+                    "Normal",
+                    "Completed",
+                    format!("Container {name} exited with code {code}"),
+                );
+            }
+            delay
+        })?;
+        if let Some(d) = delay {
+            self.timers.insert(i, Instant::now() + d);
+            if code != 0 {
+                self.restarts += 1;
+            }
+        }
+        Ok(!over_limit)
+    }
+
+    /// Runs until every app container is done for good, or a delete.
+    fn main_loop(&mut self) -> Result<(), EngineError> {
+        loop {
+            let rec = self.record()?;
+            let apps_active = (0..rec.plan.containers.len()).any(|i| {
+                rec.plan.containers[i].kind == ContainerKind::App
+                    && (self.monitors.values().any(|&j| j == i) || self.timers.contains_key(&i))
+            });
+            if !apps_active {
+                let failed = rec.containers.iter().any(|c| {
+                    matches!(&c.state, ContainerState::Terminated { exit_code, .. } if *exit_code != 0)
+                });
+                self.update(|r| {
+                    r.phase = if failed {
+                        Phase::Failed
+                    } else {
+                        Phase::Succeeded
+                    };
+                    r.finished = Some(now());
+                })?;
+                // Sidecars end with the pod.
+                self.stop_all(0)?;
+                return Ok(());
+            }
+            let next = self.timers.values().min().copied();
+            let wake = wait_signal(next.map(|t| t.saturating_duration_since(Instant::now())));
+            match wake {
+                Wake::Stop if self.delete_requested() => {
+                    self.stopping = true;
+                    let grace = rec.plan.grace_period;
+                    self.stop_all(grace)?;
+                    return Ok(());
+                }
+                Wake::Child => {
+                    for (j, code) in self.reap() {
+                        if !self.after_exit(j, code)? {
+                            self.timers.clear();
+                            self.update(|r| r.phase = Phase::Failed)?;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            let due: Vec<usize> = self
+                .timers
+                .iter()
+                .filter(|(_, at)| **at <= Instant::now())
+                .map(|(i, _)| *i)
+                .collect();
+            for i in due {
+                self.timers.remove(&i);
+                self.update(|r| r.containers[i].restart_count += 1)?;
+                self.start(i)?;
+            }
+        }
+    }
+
+    /// preStop hooks, the stop signal, `grace` seconds, then SIGKILL, for
+    /// every running container.
+    fn stop_all(&mut self, grace: u32) -> Result<(), EngineError> {
+        self.timers.clear();
+        let rec = self.record()?;
+        let running: Vec<usize> = self.monitors.values().copied().collect();
+        for &i in &running {
+            let c = &rec.plan.containers[i];
+            let Some(cid) = rec.containers[i].container_id.clone() else {
+                continue;
+            };
+            let _ = self.update(|r| {
+                r.event(
+                    "Normal",
+                    "Killing",
+                    format!("Stopping container {}", c.name),
+                )
+            });
+            if let Some(cmd) = &c.pre_stop {
+                self.run_hook(&cid, cmd, Duration::from_secs(u64::from(grace)));
+            }
+            let sig = self
+                .engine
+                .store
+                .load(&cid)
+                .map(|r| r.setup.stop_signal)
+                .unwrap_or(0);
+            let sig = if sig == 0 { libc::SIGTERM } else { sig };
+            if let Ok(n) = pea_runtime::SignalNumber::parse(&sig.to_string()) {
+                let _ = self.engine.runtime.kill(&cid, n, false);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(u64::from(grace));
+        while !self.monitors.is_empty() && Instant::now() < deadline {
+            let _ = wait_signal(Some(deadline.saturating_duration_since(Instant::now())));
+            for (j, code) in self.reap() {
+                self.after_exit(j, code)?;
+            }
+        }
+        let kill = pea_runtime::SignalNumber::parse("9").expect("SIGKILL");
+        for &i in self.monitors.clone().values() {
+            if let Some(cid) = &rec.containers[i].container_id {
+                let _ = self.engine.runtime.kill(cid, kill, true);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.monitors.is_empty() && Instant::now() < deadline {
+            let _ = wait_signal(Some(Duration::from_millis(200)));
+            for (j, code) in self.reap() {
+                self.after_exit(j, code)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a hook command in container `cid`, waiting at most `limit`.
+    fn run_hook(&mut self, cid: &str, cmd: &[String], limit: Duration) {
+        let req = crate::containers::ExecRequest {
+            command: cmd.to_vec(),
+            ..Default::default()
+        };
+        let Ok(pid) = crate::containers::exec(self.engine, cid, &req) else {
+            return;
+        };
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            match waitpid(
+                Pid::from_raw(pid),
+                Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
+            ) {
+                Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(20)),
+                _ => return,
+            }
+        }
+        // SAFETY: kill(2) with a pid and a signal number.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+
+    /// Ends the infra process and frees the network and cgroup; with
+    /// `remove`, the containers and the record go too.
+    fn tear_down(&mut self, remove: bool) {
+        let Ok(rec) = self.record() else { return };
+        if let Some(pid) = self
+            .infra
+            .take()
+            .or(rec.infra.filter(|p| p.alive()).map(|p| p.pid))
+        {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                match waitpid(
+                    Pid::from_raw(pid),
+                    Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
+                ) {
+                    Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(10)),
+                    _ => break,
+                }
+            }
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        release(self.engine, &rec, remove);
+        if !remove {
+            let _ = self.update(|r| {
+                r.infra = None;
+                r.supervisor = None;
+            });
+        }
+    }
+}
+
+/// Frees what the pod holds besides its processes (idempotent; also used by
+/// `delete` when the supervisor is gone).
+pub(crate) fn release(engine: &Engine, rec: &PodRecord, remove: bool) {
+    for c in &rec.containers {
+        if let Some(cid) = &c.container_id {
+            if remove {
+                let _ = engine.remove(cid, true, true);
+            } else if engine.runtime.state(cid).is_ok() {
+                let _ = engine.runtime.delete(cid, true);
+            }
+        }
+    }
+    let _ = engine.networks.detach(&rec.id);
+    let _ = cgroup::destroy(&rec.plan, &rec.uid);
+    for (dir, _) in &rec.plan.memory_volumes {
+        let _ = nix::mount::umount2(dir.as_path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    if remove {
+        let volumes = engine
+            .paths
+            .root
+            .join("pods")
+            .join("volumes")
+            .join(&rec.uid);
+        if !holds_mounts(&volumes) {
+            let _ = std::fs::remove_dir_all(&volumes);
+        }
+        let _ = engine.pods.remove(&rec.id);
+    }
+}
+
+/// Whether anything is mounted at or under `dir` in this mount namespace.
+fn holds_mounts(dir: &std::path::Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return true;
+    };
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| std::path::Path::new(m).starts_with(dir))
+}
+
+/// The engine container name of pod container `name` (as kubelet's
+/// Docker names: k8s_<container>_<pod>_<namespace>_<uid>).
+fn container_name(rec: &PodRecord, name: &str) -> String {
+    format!(
+        "k8s_{name}_{}_{}_{}",
+        rec.name,
+        rec.namespace,
+        &rec.uid[..8.min(rec.uid.len())]
+    )
+}
