@@ -87,24 +87,38 @@ pub fn start(spec: &InfraSpec) -> Result<i32, nix::Error> {
     }
 }
 
-/// The pause loop: tell the supervisor our pid, then wait for signals;
-/// reap children; end on SIGINT or SIGTERM.
+/// The name the infra process runs under (its argv[0]); a program that
+/// starts with this name runs [`pause_main`].
+pub const PAUSE_NAME: &str = "peapod-pause";
+
+/// Tells the supervisor our pid, then becomes a fresh `peapod-pause`
+/// process image (small, and named so in `ps`).
 fn pause(ready: Option<OwnedFd>) -> ! {
+    if let Some(fd) = ready {
+        // The host's view of our pid: /proc here is the host's, so
+        // /proc/self names us by our host pid.
+        let host_pid = std::fs::read_link("/proc/self")
+            .ok()
+            .and_then(|p| p.to_str().and_then(|s| s.parse::<i32>().ok()))
+            .unwrap_or_else(|| nix::unistd::getpid().as_raw());
+        let _ = nix::unistd::write(&fd, &host_pid.to_ne_bytes());
+        drop(fd);
+    }
+    let exe = c"/proc/self/exe";
+    let argv = [c"peapod-pause"];
+    let _ = nix::unistd::execv(exe, &argv);
+    // No program image to switch to: pause as we are.
+    pause_main()
+}
+
+/// The pause loop: waits for signals; reaps children; ends on SIGINT or
+/// SIGTERM. Every signal is blocked, so even as PID 1 of a namespace it
+/// gets them (by waiting) instead of having them ignored.
+pub fn pause_main() -> ! {
     let all = SigSet::all();
     let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None);
     // SAFETY: prctl with a pointer to a NUL-terminated name.
     unsafe { libc::prctl(libc::PR_SET_NAME, c"peapod-pause".as_ptr()) };
-    if let Some(fd) = ready {
-        let pid = nix::unistd::getpid().as_raw();
-        // The host's view of our pid: /proc/self is of the pid namespace
-        // of /proc's mount (the host's), so readlink gives the host pid.
-        let host_pid = std::fs::read_link("/proc/self")
-            .ok()
-            .and_then(|p| p.to_str().and_then(|s| s.parse::<i32>().ok()))
-            .unwrap_or(pid);
-        let _ = nix::unistd::write(&fd, &host_pid.to_ne_bytes());
-        drop(fd);
-    }
     close_others();
     loop {
         match all.wait() {

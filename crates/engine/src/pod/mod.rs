@@ -7,7 +7,7 @@
 
 pub mod apply;
 mod cgroup;
-mod infra;
+pub mod infra;
 pub mod kube;
 mod launch;
 mod record;

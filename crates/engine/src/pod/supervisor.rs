@@ -307,12 +307,15 @@ impl Pod<'_> {
             r.state = State::Created;
             r.supervisor = ProcRef::current();
         })?;
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| EngineError::Invalid(format!("make a pipe: {e}")))?;
         // SAFETY: this process has one thread, so the child may run any
         // code after fork.
         match unsafe { fork() }.map_err(|e| EngineError::Invalid(format!("fork a monitor: {e}")))? {
             ForkResult::Child => {
+                drop(read);
                 let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&signals()), None);
-                let code = match monitor::run(&spec, &mut Ready::new(None)) {
+                let code = match monitor::run(&spec, &mut Ready::new(Some(File::from(write)))) {
                     Ok(_) => 0,
                     Err(e) => {
                         eprintln!("monitor of {}: {e}", spec.id);
@@ -322,7 +325,16 @@ impl Pod<'_> {
                 std::process::exit(code);
             }
             ForkResult::Parent { child } => {
+                drop(write);
                 self.monitors.insert(child.as_raw(), i);
+            }
+        }
+        // Containers start in order, each once the one before runs (so a
+        // container may count on its elders' processes).
+        let mut events = std::io::BufReader::new(File::from(read));
+        while let Some(ev) = crate::containers::next_event(&mut events) {
+            if ev["event"] != "created" {
+                break;
             }
         }
         let name = status.name.clone();
