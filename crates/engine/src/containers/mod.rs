@@ -29,7 +29,7 @@ use crate::userns::{UsernsAllocator, UsernsError};
 use crate::volume::{VolumeError, VolumeStore};
 
 pub use exec::{ExecRequest, exec};
-pub use inspect::{NAMESPACES, namespaces, render_template};
+pub use inspect::{NAMESPACES, TemplateError, namespaces, render_template};
 pub use launch::{Launch, LaunchError, Launched, READY_FD, next_event};
 pub use prune::Pruned;
 pub use reconcile::Reconciled;

@@ -169,13 +169,52 @@ pub fn list(svc: &ImageService, a: &ImagesArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn remove(svc: &ImageService, a: &RmArgs) -> anyhow::Result<()> {
+/// `image rm`: refuses to take the last name of an image a container uses
+/// (`users` gives the containers of an image id) unless `-f`, which only
+/// removes names: the layers stay while the container's snapshot sits on
+/// them, and the next prune after the container is gone frees them.
+pub fn remove(
+    svc: &ImageService,
+    a: &RmArgs,
+    users: &dyn Fn(&str) -> Vec<String>,
+) -> anyhow::Result<()> {
     for name in &a.images {
+        let rec = svc.resolve(name)?;
+        let id = svc.load_record(&rec)?.id().to_string();
+        let by_name = Reference::parse(name).is_ok_and(|r| r.to_string() == rec.name);
+        let other_names = svc
+            .records()?
+            .iter()
+            .filter(|r| r.target.digest == rec.target.digest && r.name != rec.name)
+            .count();
+        let last_name = !by_name || other_names == 0;
+        let used_by = users(&id);
+        if last_name && !a.force && !used_by.is_empty() {
+            anyhow::bail!(
+                "image {name} is in use by container {}: remove the container first or use -f",
+                used_by.join(", ")
+            );
+        }
         for n in svc.untag(name)? {
             println!("Untagged: {n}");
         }
     }
+    if a.force {
+        return Ok(());
+    }
     report_gc(svc)
+}
+
+/// Names of the containers made from image `id`.
+pub fn image_users(engine: &peapod_engine::containers::Engine, id: &str) -> Vec<String> {
+    engine
+        .store
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.setup.image_id == id)
+        .map(|r| r.name)
+        .collect()
 }
 
 fn report_gc(svc: &ImageService) -> anyhow::Result<()> {
