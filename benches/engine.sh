@@ -250,6 +250,23 @@ echo "peapod: $peapod ($("$peapod" --version))"
 echo "podman: $(podman --version), OCI runtime $podman_runtime ($("$podman_runtime" --version | head -n1)), conmon $(conmon --version | head -n1 | awk '{print $3}'), CNI network backend; $crun_note"
 echo "image: busybox from /bin/busybox, ${pp_id:7:12} in both; $runs runs + $warmup warmup per run --rm command"
 echo "host: $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg) (figures are noisy while the host is busy)"
+# peapod fsyncs its records (and Podman its database): a disk busy with other
+# writers makes every fsync slow, so print what one costs right now.
+fsync_ms="$(python3 - "$tmp" <<'PY'
+import os, statistics, sys, time
+path, times = os.path.join(sys.argv[1], "fsync-probe"), []
+for i in range(20):
+    with open(path, "w") as f:
+        f.write("x" * 512 + str(i))
+        t = time.perf_counter()
+        f.flush()
+        os.fsync(f.fileno())
+        times.append(time.perf_counter() - t)
+os.unlink(path)
+print(f"{statistics.median(times) * 1000:.2f}")
+PY
+)"
+echo "disk: one fsync of a small file in $tmp takes $fsync_ms ms now (median of 20)"
 
 out_dir="$tmp/out"
 mkdir -p "$out_dir"
