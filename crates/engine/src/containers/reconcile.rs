@@ -12,6 +12,9 @@ use peapod_image::snapshot::mount;
 use super::{Engine, EngineError, Status};
 use crate::record::{State, validate_id};
 
+/// How old a record-less container directory must be to be removed.
+const FRESH: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What `reconcile` cleaned.
 #[derive(Debug, Default, Clone)]
 pub struct Reconciled {
@@ -102,8 +105,20 @@ impl Engine {
         for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let dir = entry.path();
+            // A directory younger than FRESH may be a `create` between
+            // making it and writing its record (one whose root filesystem
+            // was mounted had its record: it is a leftover at any age).
+            let unmounted_here = out.iter().any(|m| m.starts_with(&dir));
+            let young = !unmounted_here
+                && entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_none_or(|age| age < FRESH);
             if validate_id(&name).is_err()
                 || live.contains(&name)
+                || young
                 || self.store.load(&name).is_ok()
                 || mounted.iter().any(|m| m.starts_with(&dir))
             {
