@@ -231,6 +231,13 @@ fn top_and_stats_of_a_running_container() {
     p.ok(&["stop", &name]);
     let (_, err) = p.fails(&["top", &name]);
     assert!(err.contains("exited"), "{err}");
+    let (_, err) = p.fails(&["stats", "--no-stream", &name]);
+    assert!(
+        err.contains("exited") && err.contains("start it first"),
+        "{err}"
+    );
+    // Streaming ends by itself once nothing runs.
+    assert!(p.ok(&["stats"]).starts_with("CONTAINER ID"));
 }
 
 #[test]
@@ -434,6 +441,16 @@ fn system_prune_removes_stopped_and_crashed_leftovers() {
     let crashed_id = sleeper(&p, &crashed, &[]);
     let r = p.record(&crashed);
     let pid = inspect(&p, &crashed)["State"]["Pid"].as_i64().unwrap() as i32;
+    // The supervisor first: the process still runs, unwatched.
+    let supervisor = r["supervisor"]["pid"].as_i64().unwrap() as i32;
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert!(wait_for(TIMEOUT, || p.ok(&["ps"]).lines().any(|l| l
+        .contains(&crashed)
+        && l.contains("(supervisor died)"))));
+    assert_eq!(inspect(&p, &crashed)["State"]["SupervisorAlive"], false);
     for who in [&r["supervisor"]["pid"], &r["monitor"]["pid"]] {
         if let Some(sp) = who.as_i64() {
             let _ = nix::sys::signal::kill(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use peapod_engine::containers::{Engine, Sample, StatsRow, binary_size, stats_row};
+use peapod_engine::containers::{Engine, Sample, StatsRow, Status, binary_size, stats_row};
 use peapod_engine::record::{Record, SHORT_ID_LEN};
 
 use crate::args::ListFormat;
@@ -41,15 +41,17 @@ pub fn run(engine: &Engine, a: &StatsArgs) -> Result<()> {
     let sample = |named: bool| -> Result<Vec<Sample>> {
         let mut out = Vec::new();
         for r in &records {
+            let status = engine.view(r).status;
+            if named && a.no_stream && !matches!(status, Status::Running { .. }) {
+                anyhow::bail!(
+                    "container {} is {}: start it first, only a running container has statistics",
+                    r.name,
+                    status.word()
+                );
+            }
             match engine.stats_sample(r) {
                 Ok(s) => out.push(s),
-                Err(e) if named && a.no_stream => {
-                    anyhow::bail!(
-                        "container {} is not running: no statistics ({})",
-                        r.name,
-                        crate::edge::one_line(&e.into())
-                    )
-                }
+                Err(e) if named && a.no_stream => return Err(e.into()),
                 Err(_) => {}
             }
         }
@@ -58,6 +60,7 @@ pub fn run(engine: &Engine, a: &StatsArgs) -> Result<()> {
     let named = !a.containers.is_empty();
     let mut before = sample(named)?;
     let redraw = !a.no_stream && std::io::stdout().is_terminal();
+    let mut printed = false;
     loop {
         std::thread::sleep(INTERVAL);
         let now = sample(named)?;
@@ -70,11 +73,17 @@ pub fn run(engine: &Engine, a: &StatsArgs) -> Result<()> {
                     .map(|b| stats_row(b, n))
             })
             .collect();
+        // Streaming ends once every container is gone (the last table
+        // printed is the one before).
+        if now.is_empty() && !a.no_stream && printed {
+            return Ok(());
+        }
         if redraw {
             print!("\x1b[2J\x1b[H");
         }
         print_rows(&rows, a.format)?;
         std::io::stdout().flush()?;
+        printed = true;
         if a.no_stream || now.is_empty() {
             return Ok(());
         }
