@@ -292,6 +292,18 @@ fn cp_in_and_out_and_no_symlink_escapes() {
         std::fs::read_to_string(renamed.join("d/x")).unwrap(),
         "inside\n"
     );
+    // DIR/. copies what is in it, both ways.
+    let contents = out.join("contents");
+    p.ok(&["cp", &format!("{name}:/made/."), contents.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(contents.join("d/x")).unwrap(),
+        "inside\n"
+    );
+    let tree_contents = format!("{}/.", t.display());
+    p.ok(&["cp", &tree_contents, &format!("{name}:/tmp")]);
+    assert_eq!(p.ok(&["exec", &name, "cat", "/tmp/sub/deep"]), "deep\n");
+    p.ok(&["cp", &tree_contents, &format!("{name}:/fresh")]);
+    assert_eq!(p.ok(&["exec", &name, "cat", "/fresh/sub/deep"]), "deep\n");
     // Out as a tar stream.
     let tar = p.output(&["cp", &format!("{name}:/made"), "-"]);
     assert!(tar.status.success());

@@ -131,8 +131,10 @@ fn copy_out(engine: &Engine, container: &str, path: &str, dest: Option<&Path>) -
             e => anyhow::anyhow!("reading {container}:{path}: {e}"),
         })?;
     let src_is_dir = rootfs_tar::is_dir(&st);
+    // `DIR/.`: what is in the directory, not the directory itself.
+    let contents = src_is_dir && (path.ends_with("/.") || path == ".");
     let Some(dest) = dest else {
-        let top = if name == "." {
+        let top = if name == "." || contents {
             PathBuf::from(".")
         } else {
             PathBuf::from(&name)
@@ -143,8 +145,11 @@ fn copy_out(engine: &Engine, container: &str, path: &str, dest: Option<&Path>) -
         w.finish()?.flush()?;
         return Ok(());
     };
-    let (host_dir, top) = if dest.is_dir() {
-        let top = if name == "." {
+    let (host_dir, top) = if contents && !dest.exists() {
+        std::fs::create_dir(dest).with_context(|| format!("creating {}", dest.display()))?;
+        (dest.to_path_buf(), PathBuf::from("."))
+    } else if dest.is_dir() {
+        let top = if name == "." || contents {
             PathBuf::from(".")
         } else {
             PathBuf::from(&name)
@@ -234,7 +239,10 @@ fn copy_in(
         .with_context(|| format!("cannot copy {}: name a file or directory", src.display()))?
         .to_os_string();
     let src_parent = rootfs_tar::open_root(abs.parent().unwrap_or(Path::new("/")))?;
+    // `DIR/.`: what is in the directory, not the directory itself.
+    let contents = meta.is_dir() && src.to_string_lossy().ends_with("/.");
     let (dest_dir, top) = match found {
+        Some(st) if rootfs_tar::is_dir(&st) && contents => (rel.clone(), PathBuf::from(".")),
         Some(st) if rootfs_tar::is_dir(&st) => (rel.clone(), PathBuf::from(&src_name)),
         Some(_) if meta.is_dir() => bail!(
             "cannot copy directory {} onto file {container}:{path}: remove it or pick a directory",
@@ -263,6 +271,11 @@ fn copy_in(
                 .with_context(|| format!("invalid destination {container}:{path}"))?;
             (parent.to_string_lossy().into_owned(), top)
         }
+    };
+    let (src_parent, src_name) = if contents {
+        (rootfs_tar::open_root(&abs)?, OsString::from("."))
+    } else {
+        (src_parent, src_name)
     };
     let owners = a.archive;
     through_pipe(src_parent, src_name, top, |reader| {
