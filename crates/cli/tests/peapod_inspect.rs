@@ -247,7 +247,7 @@ fn cp_in_and_out_and_no_symlink_escapes() {
     }
     let p = Peapod::new("cp");
     let name = p.name("c");
-    sleeper(&p, &name, &[]);
+    sleeper(&p, &name, &["-v", "/data"]);
     let host = p.dir().join("host");
     let out = p.dir().join("out");
     std::fs::create_dir_all(host.join("tree/sub")).unwrap();
@@ -292,6 +292,16 @@ fn cp_in_and_out_and_no_symlink_escapes() {
         std::fs::read_to_string(renamed.join("d/x")).unwrap(),
         "inside\n"
     );
+    // A volume is not mounted on the host's view of the root filesystem:
+    // its own directory is used.
+    p.ok(&["cp", f.to_str().unwrap(), &format!("{name}:/data/")]);
+    assert_eq!(
+        p.ok(&["exec", &name, "cat", "/data/file.txt"]),
+        "from-host\n"
+    );
+    p.ok(&["exec", &name, "sh", "-c", "echo vol > /data/v"]);
+    p.ok(&["cp", &format!("{name}:/data/v"), out.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(out.join("v")).unwrap(), "vol\n");
     // DIR/. copies what is in it, both ways.
     let contents = out.join("contents");
     p.ok(&["cp", &format!("{name}:/made/."), contents.to_str().unwrap()]);
