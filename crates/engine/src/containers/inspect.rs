@@ -51,9 +51,9 @@ impl Engine {
                 .runtime
                 .state(&r.id)
                 .is_ok_and(|s| s.status == pea_runtime::Status::Paused);
-        let image_config = self
-            .images()
-            .ok()
+        let images = self.images().ok();
+        let image_config = images
+            .as_ref()
             .and_then(|svc| svc.load(&r.setup.image_id).ok())
             .and_then(|img| img.config.config);
         let cmd = if !req.command.is_empty() {
@@ -70,9 +70,8 @@ impl Engine {
             .and_then(|c| c.labels.clone())
             .unwrap_or_default();
         labels.extend(req.labels.clone());
-        let graph = self
-            .images()
-            .ok()
+        let graph = images
+            .as_ref()
             .and_then(|svc| svc.snapshots().graph_driver(&r.setup.snapshot).ok())
             .map(|mut g| {
                 g.data
