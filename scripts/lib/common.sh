@@ -16,11 +16,14 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # that drive pea in tests/containerd.rs and tests/podman.rs;
 # docker-registry (a real registry on loopback), skopeo (fills it from OCI layouts),
 # apache2-utils (htpasswd, bcrypt users for registry auth) and umoci (benches/image.sh
-# peer) serve the image tests in crates/image/tests and crates/cli/tests/peapod_images.rs.
+# peer) serve the image tests in crates/image/tests and crates/cli/tests/peapod_images.rs;
+# containernetworking-plugins (bridge, host-local, loopback, portmap, firewall) and
+# iptables are peapod's container and pod networking; openssl makes the TLS registry
+# test's certificates; curl probes published ports.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 PEA_PACKAGES=(busybox-static runc crun hyperfine iproute2 util-linux libc-bin procps python3 libseccomp-dev uidmap passwd
     containerd podman conmon catatonit containernetworking-plugins
-    docker-registry skopeo apache2-utils umoci)
+    docker-registry skopeo apache2-utils umoci iptables openssl curl)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -70,6 +73,22 @@ ensure_cargo() {
 }
 
 # The pea binary: $PEA if set, else target/release/pea (built when missing).
+# The release peapod binary ($PEAPOD overrides), built when missing.
+peapod_binary() {
+    if [[ -n "${PEAPOD:-}" ]]; then
+        [[ -x "$PEAPOD" ]] || die "PEAPOD=$PEAPOD is not an executable"
+        printf '%s\n' "$PEAPOD"
+        return
+    fi
+    local bin="$REPO_ROOT/target/release/peapod"
+    if [[ ! -x "$bin" ]]; then
+        ensure_cargo
+        say "building $bin (cargo build --release)"
+        (cd "$REPO_ROOT" && cargo build --release >&2)
+    fi
+    printf '%s\n' "$bin"
+}
+
 pea_binary() {
     if [[ -n "${PEA:-}" ]]; then
         [[ -x "$PEA" ]] || die "PEA=$PEA is not an executable"

@@ -578,7 +578,8 @@ impl Pod<'_> {
             match wake {
                 Wake::Stop if self.delete_requested() => {
                     self.stopping = true;
-                    let grace = rec.plan.grace_period;
+                    // The delete may have set its own grace period.
+                    let grace = self.record()?.plan.grace_period;
                     self.stop_all(grace)?;
                     return Ok(());
                 }

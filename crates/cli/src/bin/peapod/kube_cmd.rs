@@ -127,10 +127,31 @@ fn selected(p: &PodRecord, selector: Option<&str>) -> bool {
 }
 
 /// `peapod apply -f`.
-pub fn apply(engine: &Engine, a: &ApplyArgs) -> Result<()> {
+pub fn apply(engine: &Engine, cli: &crate::args::Cli, a: &ApplyArgs) -> Result<()> {
     let mut objects = Vec::new();
     for f in &a.files {
         objects.extend(peapod_kube::load_path_with(f, a.validate)?);
+    }
+    // Every image the pods need is here before anything is made.
+    let mut images = std::collections::BTreeSet::new();
+    for o in &objects {
+        let spec = match o {
+            peapod_kube::Object::Pod(p) => p.spec.as_ref(),
+            peapod_kube::Object::Job(j) => j.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
+            _ => None,
+        };
+        for c in spec.iter().flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        }) {
+            if let Some(i) = &c.image {
+                images.insert(i.clone());
+            }
+        }
+    }
+    for i in &images {
+        crate::images::ensure_image(engine, cli, i)?;
     }
     for applied in engine.apply(&objects)? {
         println!("{} {}", applied.object, applied.action);

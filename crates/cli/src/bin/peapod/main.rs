@@ -97,7 +97,7 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         Command::Exec(a) => containers::exec(&engine(&cli)?, a),
         Command::Supervise(a) => containers::supervise(&engine(&cli)?, a),
         Command::PodSupervise(a) => containers::pod_supervise(&engine(&cli)?, a),
-        Command::Apply(a) => kube_cmd::apply(&engine(&cli)?, a),
+        Command::Apply(a) => kube_cmd::apply(&engine(&cli)?, &cli, a),
         Command::Get(a) => kube_cmd::get(&engine(&cli)?, a),
         Command::Describe(a) => kube_cmd::describe(&engine(&cli)?, a),
         Command::Delete(a) => kube_cmd::delete(&engine(&cli)?, a),
