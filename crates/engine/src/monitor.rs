@@ -152,7 +152,7 @@ fn terminal_stdio(spec: &MonitorSpec) -> Result<Stdio, SupervisorError> {
 pub fn run(spec: &MonitorSpec, ready: &mut Ready) -> Result<Exit, SupervisorError> {
     pea_runtime::become_subreaper().map_err(sys("become subreaper"))?;
     spec.store
-        .update(&spec.id, |r| r.monitor = ProcRef::current())?;
+        .update_quick(&spec.id, |r| r.monitor = ProcRef::current())?;
     let record = spec.store.load(&spec.id)?;
     let writer = Arc::new(Mutex::new(LogWriter::open(
         &record.log_path,
@@ -239,12 +239,12 @@ pub fn run(spec: &MonitorSpec, ready: &mut Ready) -> Result<Exit, SupervisorErro
         return fail_start(spec, ready, Some(&hub), &e.to_string());
     }
     let started = SystemTime::now();
-    spec.store.update(&spec.id, |r| {
+    spec.store.update_quick(&spec.id, |r| {
         r.state = State::Running {
             pid,
             started_at: started,
         };
-        r.started_at = Some(crate::time::format_rfc3339_nano(started));
+        r.note_start(crate::time::format_rfc3339_nano(started));
     })?;
     hub.broadcast(Kind::Started, &[]);
     ready.send(serde_json::json!({ "event": "started", "pid": pid }));
@@ -261,7 +261,7 @@ pub fn run(spec: &MonitorSpec, ready: &mut Ready) -> Result<Exit, SupervisorErro
                 Stream::Stdout => Kind::Stdout,
                 Stream::Stderr => Kind::Stderr,
             };
-            let r = logs::copy_stream_with(from, stream, &writer, max_line, &mut |data| {
+            let r = logs::copy_stream_with(Output(from), stream, &writer, max_line, &mut |data| {
                 hub.broadcast(kind, data)
             });
             let _ = done.send(r);
@@ -275,10 +275,14 @@ pub fn run(spec: &MonitorSpec, ready: &mut Ready) -> Result<Exit, SupervisorErro
     // children may outlive it).
     let _ = spec.runtime.delete(&spec.id, true);
     let deadline = Instant::now() + DRAIN;
+    // A failed copy must not lose the exit code: it is recorded first.
+    let mut copied = Ok(());
     while let Ok(r) = done_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        r?;
+        if copied.is_ok() {
+            copied = r;
+        }
     }
-    writer.lock().unwrap_or_else(|p| p.into_inner()).sync()?;
+    let synced = writer.lock().unwrap_or_else(|p| p.into_inner()).sync();
     let exit = Exit {
         code: status.code(),
         oom_killed,
@@ -294,7 +298,22 @@ pub fn run(spec: &MonitorSpec, ready: &mut Ready) -> Result<Exit, SupervisorErro
     })?;
     hub.finish(Kind::Exit, exit.code.to_string().as_bytes());
     let _ = std::fs::remove_file(&spec.socket);
+    copied?;
+    synced?;
     Ok(exit)
+}
+
+/// Container output as the monitor reads it. A terminal's master reads
+/// EIO once the container's side is closed: that is its end of file.
+struct Output(File);
+
+impl std::io::Read for Output {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match std::io::Read::read(&mut self.0, buf) {
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => Ok(0),
+            r => r,
+        }
+    }
 }
 
 /// Waits for `pid`, reaping any other orphan handed to this subreaper.

@@ -118,7 +118,14 @@ pub struct Record {
     /// When the last run started (RFC 3339), kept after it ends.
     #[serde(default)]
     pub started_at: Option<String>,
+    /// When each run started (RFC 3339), oldest first; the last
+    /// `RUN_HISTORY` runs. Shows the restart back-off as it happened.
+    #[serde(default)]
+    pub runs: Vec<String>,
 }
+
+/// How many run start times a record keeps.
+pub const RUN_HISTORY: usize = 32;
 
 /// What the engine built for a container, kept for inspect, restarts and
 /// removal.
@@ -196,6 +203,15 @@ impl Record {
     pub fn short_id(&self) -> &str {
         self.id.get(..SHORT_ID_LEN).unwrap_or(&self.id)
     }
+
+    /// Notes that a run started at `at` (RFC 3339): `started_at` and the
+    /// run history, which keeps the last `RUN_HISTORY` starts.
+    pub fn note_start(&mut self, at: String) {
+        self.started_at = Some(at.clone());
+        self.runs.push(at);
+        let extra = self.runs.len().saturating_sub(RUN_HISTORY);
+        self.runs.drain(..extra);
+    }
 }
 
 /// What `create` needs to make a record.
@@ -264,6 +280,7 @@ impl Store {
             supervisor: None,
             monitor: None,
             started_at: None,
+            runs: Vec::new(),
         };
         // The record exists before the name points at it: a name whose
         // record is missing is then always stale.
@@ -362,6 +379,39 @@ impl Store {
         let mut record = self.load(id)?;
         let out = change(&mut record);
         self.save(&record)?;
+        Ok((record, out))
+    }
+
+    /// `update` without waiting for the disk: for bookkeeping a crash may
+    /// lose (which process watches the container, that it started), where
+    /// the processes themselves are the truth and are checked on every
+    /// read. A crash leaves the old record or the new one, never a torn one.
+    pub fn update_quick<T>(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Record) -> T,
+    ) -> Result<(Record, T), RecordError> {
+        validate_id(id)?;
+        let lock_path = self.dir(id).join(LOCK);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| match e.kind() {
+                ErrorKind::NotFound => RecordError::NotFound(id.into()),
+                _ => io("lock", &lock_path)(e),
+            })?;
+        let _lock = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, e)| io("lock", &lock_path)(e.into()))?;
+        let mut record = self.load(id)?;
+        let out = change(&mut record);
+        let dir = self.dir(id);
+        let path = dir.join(RECORD);
+        let tmp = dir.join(format!(".{RECORD}.tmp"));
+        let data = serde_json::to_vec_pretty(&record).expect("a record always serializes");
+        fs::write(&tmp, &data).map_err(io("record", &tmp))?;
+        fs::rename(&tmp, &path).map_err(io("record", &path))?;
         Ok((record, out))
     }
 

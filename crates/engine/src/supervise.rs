@@ -43,7 +43,7 @@ fn handled() -> SigSet {
 pub fn run(spec: &MonitorSpec, ready: Option<File>) -> Result<Exit, SupervisorError> {
     pea_runtime::become_subreaper().map_err(sys("become subreaper"))?;
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled()), None).map_err(sys("block signals"))?;
-    spec.store.update(&spec.id, |r| {
+    spec.store.update_quick(&spec.id, |r| {
         r.supervisor = ProcRef::current();
         r.stopped_by_user = false;
     })?;
@@ -55,7 +55,7 @@ pub fn run(spec: &MonitorSpec, ready: Option<File>) -> Result<Exit, SupervisorEr
         &mut || run_monitor(spec, ready.take().flatten(), &mut reaped.borrow_mut()),
         &mut |delay| back_off(delay, &mut reaped.borrow_mut()),
     );
-    let _ = spec.store.update(&spec.id, |r| r.supervisor = None);
+    let _ = spec.store.update_quick(&spec.id, |r| r.supervisor = None);
     result
 }
 

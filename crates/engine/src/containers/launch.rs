@@ -150,7 +150,7 @@ impl Engine {
                 record.name
             )));
         }
-        self.store.update(&record.id, |r| {
+        self.store.update_quick(&record.id, |r| {
             r.state = State::Created;
             r.stopped_by_user = false;
         })?;
