@@ -102,11 +102,28 @@ impl Engine {
                 code,
                 oom_killed,
                 finished_at,
-            } => Status::Exited {
-                code,
-                oom_killed,
-                finished_at,
-            },
+            } => {
+                // Between the monitor's record of a run's end and its
+                // supervisor's decision: a run it will restart.
+                let restarts = supervisor_alive
+                    && record.restart_policy.should_restart(
+                        code,
+                        record.restart_count,
+                        record.stopped_by_user,
+                    );
+                if restarts {
+                    Status::Restarting {
+                        exit_code: code,
+                        finished_at,
+                    }
+                } else {
+                    Status::Exited {
+                        code,
+                        oom_killed,
+                        finished_at,
+                    }
+                }
+            }
         };
         View {
             status,

@@ -98,19 +98,25 @@ fn cleanup_failed(engine: &Engine, id: &str, auto_remove: bool) {
 }
 
 /// Waits (bounded) until the supervisor of a `--rm` container removed it.
+/// The supervisor clears its pid from the record before it removes the
+/// container, so the process itself is waited for: returning earlier would
+/// leave the removal (mounts, record directory) half done behind us.
 fn wait_removed(engine: &Engine, id: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut supervisor = None;
     while std::time::Instant::now() < deadline {
-        match engine.store.load(id) {
-            Ok(r) if r.supervisor.is_some_and(|s| s.alive()) => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
-            Ok(_) => {
-                let _ = engine.remove(id, true, true);
-                return;
-            }
-            Err(_) => return,
+        let record = engine.store.load(id).ok();
+        if let Some(s) = record.as_ref().and_then(|r| r.supervisor) {
+            supervisor = Some(s);
         }
+        if supervisor.is_some_and(|s| s.alive()) {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        if record.is_some() {
+            let _ = engine.remove(id, true, true);
+        }
+        return;
     }
 }
 
@@ -354,8 +360,9 @@ pub fn supervise(engine: &Engine, a: &args::SuperviseArgs) -> Result<()> {
 /// An exec that could not start: Docker's 127 (not found) or 126 (cannot
 /// execute) when the command is at fault, else the engine's error (125).
 fn exec_failed(e: EngineError) -> anyhow::Error {
-    if let EngineError::Runtime(pea_runtime::ContainerError::StartFailed { reason, .. }) = &e {
-        let code = peapod_engine::monitor::start_failure_code(reason);
+    use pea_runtime::ContainerError::{Spawn, StartFailed};
+    if let EngineError::Runtime(rt @ (Spawn { .. } | StartFailed { .. })) = &e {
+        let code = peapod_engine::monitor::start_failure_code(&rt.to_string());
         if code != ENGINE_ERROR {
             eprintln!("peapod: {}", crate::edge::one_line(&anyhow::Error::from(e)));
             return Exit(code).into();
@@ -408,10 +415,11 @@ pub fn exec(engine: &Engine, a: &args::ExecArgs) -> Result<()> {
     pea_runtime::become_subreaper()?;
     let forward = crate::tty::SignalForwarder::block()?;
     let console = if a.tty {
-        let dir = engine.store.dir(&record.id);
+        // In the run root: under the container's directory the socket's
+        // path would pass the 108 bytes a socket address holds.
         Some(crate::tty::ConsoleServer::new(
-            &dir,
-            &format!("exec-{}", std::process::id()),
+            &engine.paths.run,
+            &format!("exec-{}-{}", record.short_id(), std::process::id()),
         )?)
     } else {
         None
