@@ -560,21 +560,30 @@ pub fn logs(engine: &Engine, a: &PodLogsArgs) -> Result<()> {
         timestamps: a.timestamps,
         max_files: peapod_engine::logs::DEFAULT_MAX_FILES,
     };
-    // The log holds every run; --previous shows the runs before the last.
+    // The log holds every run.
     let lines = peapod_engine::logs::read_lines(&record.log_path, opts.max_files)?;
-    let split = if a.previous || !a.follow {
+    let start_of = |back: usize| {
         c.starts
-            .last()
+            .len()
+            .checked_sub(back)
+            .and_then(|i| c.starts.get(i))
             .and_then(|s| peapod_engine::time::parse_rfc3339(s))
-    } else {
-        None
     };
+    // The current run is from the last start on; the previous one from
+    // the start before it to the last.
+    let split = start_of(1);
+    let previous_from = start_of(2);
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr();
     if a.previous || !a.follow {
         for l in &lines {
             let current = split.is_none_or(|t| l.time >= t);
-            if current != a.previous {
+            let wanted = if a.previous {
+                !current && previous_from.is_none_or(|t| l.time >= t)
+            } else {
+                current
+            };
+            if wanted {
                 let mut text = Vec::new();
                 if a.timestamps {
                     text.extend(peapod_engine::time::format_rfc3339_nano(l.time).into_bytes());
