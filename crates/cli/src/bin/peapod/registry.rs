@@ -74,7 +74,7 @@ pub fn login(cli: &Cli, a: &LoginArgs) -> anyhow::Result<()> {
     let reference = Reference::parse(&format!("{host}/peapod-login-check"))?;
     let mut opts = client_options(&cli.root, &a.registry_flags, &reference)?;
     opts.credentials = Some((a.username.clone(), password.clone()));
-    Client::new(&reference, &opts, false)
+    Client::with_root(&reference, &opts, false, Some(&cli.root))
         .ping()
         .with_context(|| format!("logging in to {host}"))?;
     credentials(&cli.root).set(&host, &a.username, &password)?;
