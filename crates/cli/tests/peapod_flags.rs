@@ -333,6 +333,13 @@ fn restart_always_restarts_until_stopped() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // During the back-off it shows as restarting.
+    assert!(wait_for(TIMEOUT, || p.status(&name) == "restarting"));
+    assert_eq!(
+        p.ok(&["inspect", "--format", "{{.State.Status}}", &name])
+            .trim(),
+        "restarting"
+    );
     // The first restart comes after the 10 s back-off.
     assert!(
         wait_for(Duration::from_secs(30), || p.record(&name)["restart_count"]
@@ -383,6 +390,11 @@ fn restart_on_failure_three_times_with_growing_delay() {
         "-c",
         "echo attempt; exit 1",
     ]);
+    // `logs -f` follows through the restarts to the final end.
+    let follow = p.command(&["logs", "-f", &name]);
+    let follower = std::thread::spawn(move || {
+        peapod_common::output_within(follow, None, Duration::from_secs(200))
+    });
     // 10 + 20 + 40 s of back-off; between runs the record may say exited
     // for a moment, so wait for the supervisor to be gone too.
     let id = p.id_of(&name).unwrap();
@@ -410,6 +422,13 @@ fn restart_on_failure_three_times_with_growing_delay() {
         );
     }
     assert_eq!(p.ok(&["logs", &name]).matches("attempt\n").count(), 4);
+    let followed = follower.join().unwrap();
+    assert!(followed.status.success(), "{followed:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&followed.stdout),
+        "attempt\n".repeat(4),
+        "logs -f stopped before the last run"
+    );
 }
 
 #[test]

@@ -59,6 +59,17 @@ fn published_port_is_reachable_on_localhost() {
     assert!(line.contains(&port.to_string()), "{line}");
     assert!(p.id_of(&other).is_none());
     assert_eq!(p.ids().len(), 1, "{:?}", p.ids());
+    // A failure after the network attachment (the bundle's user lookup)
+    // undoes it.
+    let (code, line) = p.fails(&["run", "-u", "no-such-user", "busybox", "true"]);
+    assert_eq!(code, 125, "{line}");
+    assert_eq!(p.ids().len(), 1, "{:?}", p.ids());
+    let netns: Vec<String> = std::fs::read_dir(p.run_root.join("netns"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(netns, [id.clone()], "only the web's namespace is left");
     p.ok(&["rm", "-f", &name]);
     assert!(
         wait_for(TIMEOUT, || http_get(port).is_none()),

@@ -342,6 +342,13 @@ fn memory_limit_oom_kill_is_recorded() {
     assert_eq!(r["state"]["status"], "exited", "{r}");
     assert_eq!(r["state"]["code"], 137, "{r}");
     assert_eq!(r["state"]["oom_killed"], true, "{r}");
+    let shown = p.ok(&[
+        "inspect",
+        "--format",
+        "{{.State.OOMKilled}} {{.State.ExitCode}} {{.State.Status}}",
+        &name,
+    ]);
+    assert_eq!(shown.trim(), "true 137 exited");
     // Without a limit problem, no OOM flag.
     let ok = p.name("fine");
     p.ok(&[

@@ -51,6 +51,14 @@ fn supervisor_sigkill_leaves_status_logs_stop_rm_working() {
     assert!(wait_for(TIMEOUT, || gone(sup)));
     // The container runs on under its monitor.
     assert_eq!(p.status(&name), "running");
+    let ps = p.ok(&["ps"]);
+    let line = ps.lines().find(|l| l.contains(&name)).unwrap_or_default();
+    assert!(line.contains("Up"), "ps after the supervisor died: {ps}");
+    assert_eq!(
+        p.ok(&["inspect", "--format", "{{.State.Status}}", &name])
+            .trim(),
+        "running"
+    );
     let pid = p.record(&name)["state"]["pid"].as_i64().unwrap();
     assert!(!gone(pid), "the container's process lives");
     assert_eq!(p.ok(&["logs", &name]), "up\n");
@@ -86,6 +94,11 @@ fn monitor_sigkill_still_records_the_exit_code() {
     kill9(mon);
     let r = p.wait_exited(&name, TIMEOUT);
     assert_eq!(r["state"]["code"], 7, "the supervisor adopted it: {r}");
+    assert_eq!(
+        p.ok(&["inspect", "--format", "{{.State.ExitCode}}", &name])
+            .trim(),
+        "7"
+    );
     assert_eq!(p.ok(&["wait", &name]).trim(), "7");
     // Output written before the monitor died is in the log.
     assert!(p.ok(&["logs", &name]).contains("before"));
