@@ -69,7 +69,11 @@ fn published_port_is_reachable_on_localhost() {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(netns, [id.clone()], "only the web's namespace is left");
+    assert_eq!(
+        netns,
+        std::slice::from_ref(&id),
+        "only the web's namespace is left"
+    );
     p.ok(&["rm", "-f", &name]);
     assert!(
         wait_for(TIMEOUT, || http_get(port).is_none()),
