@@ -415,6 +415,43 @@ fn interactive_stdin() {
     );
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\nsecond line\n");
+    // Megabytes of binary input arrive intact, and lots of output too.
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let out = p.output_stdin(
+        &[
+            "run",
+            "-i",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "sha256sum",
+        ],
+        &data,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let want: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{want}  -\n"));
+    let out = p.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "seq",
+        "1",
+        "200000",
+    ]);
+    assert_eq!(out.lines().count(), 200_000);
+    assert_eq!(out.lines().last(), Some("200000"));
     // Without -i the container's stdin is empty.
     let out = p.output_stdin(
         &["run", "--rm", "--network", "none", "busybox", "wc", "-c"],
