@@ -240,3 +240,44 @@ fn veths() -> usize {
         .filter(|e| e.file_name().to_string_lossy().starts_with("veth"))
         .count()
 }
+
+/// Docker gives `--ipc container:X` X's /dev/shm too (POSIX shared memory
+/// lives there). peapod joins the IPC namespace only; the fix needs a
+/// host-side shm tmpfs per shareable container, bound into both.
+#[test]
+#[ignore = "known gap: --ipc container:X does not share X's /dev/shm"]
+fn ipc_container_shares_dev_shm() {
+    if !usable() {
+        return;
+    }
+    let p = Peapod::new("shm");
+    let x = p.name("x");
+    p.run_d(&[
+        "--name",
+        &x,
+        "--ipc",
+        "shareable",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo shm-data > /dev/shm/f; sleep 1000",
+    ]);
+    assert!(wait_for(TIMEOUT, || p
+        .code(&["exec", &x, "cat", "/dev/shm/f"])
+        .0
+        == 0));
+    let out = p.ok(&[
+        "run",
+        "--rm",
+        "--ipc",
+        &format!("container:{x}"),
+        "--network",
+        "none",
+        "busybox",
+        "cat",
+        "/dev/shm/f",
+    ]);
+    assert_eq!(out, "shm-data\n");
+}
