@@ -183,16 +183,38 @@ impl Engine {
                     });
                 }
                 Object::Deployment(d) => {
-                    return Err(EngineError::Invalid(format!(
-                        "deployment {}: Deployments are not run by this peapod yet; run its pod template as a Pod",
-                        d.metadata.name.clone().unwrap_or_default()
-                    )));
+                    let spec = d.spec.clone();
+                    let name = d.metadata.name.clone().unwrap_or_default();
+                    let action = self.apply_controller(super::deployment::ControllerApply {
+                        kind: super::deployment::ControllerKind::Deployment,
+                        name: &name,
+                        namespace: &namespace(&d.metadata),
+                        manifest: serde_json::to_value(d).unwrap_or_default(),
+                        template: spec.template.clone(),
+                        replicas: spec.replicas.unwrap_or(1).max(0) as u32,
+                        config: &config,
+                    })?;
+                    out.push(Applied {
+                        object: format!("deployment.apps/{name}"),
+                        action,
+                    });
                 }
                 Object::ReplicaSet(r) => {
-                    return Err(EngineError::Invalid(format!(
-                        "replicaset {}: ReplicaSets are not run by this peapod yet; run its pod template as a Pod",
-                        r.metadata.name.clone().unwrap_or_default()
-                    )));
+                    let spec = r.spec.clone();
+                    let name = r.metadata.name.clone().unwrap_or_default();
+                    let action = self.apply_controller(super::deployment::ControllerApply {
+                        kind: super::deployment::ControllerKind::ReplicaSet,
+                        name: &name,
+                        namespace: &namespace(&r.metadata),
+                        manifest: serde_json::to_value(r).unwrap_or_default(),
+                        template: spec.template.clone().unwrap_or_default(),
+                        replicas: spec.replicas.unwrap_or(1).max(0) as u32,
+                        config: &config,
+                    })?;
+                    out.push(Applied {
+                        object: format!("replicaset.apps/{name}"),
+                        action,
+                    });
                 }
                 Object::ConfigMap(_) | Object::Secret(_) => {}
             }
@@ -201,7 +223,7 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn apply_pod(
+    pub(super) fn apply_pod(
         &self,
         name: &str,
         meta: &ObjectMeta,

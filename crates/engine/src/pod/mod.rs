@@ -7,6 +7,8 @@
 
 pub mod apply;
 mod cgroup;
+mod controller;
+pub mod deployment;
 pub mod infra;
 pub mod kube;
 mod launch;
@@ -20,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::request::{ContainerRequest, PortMapping};
 
+pub use controller::run as run_controller;
 pub use launch::PodLaunch;
 pub use record::{ContainerState, ContainerStatus, Event, Phase, PodRecord, PodStore};
 pub use status::PodSummary;

@@ -110,6 +110,14 @@ pub enum Command {
     /// Pod tools.
     #[command(subcommand)]
     Pod(crate::kube_cmd::PodCommand),
+    /// Set the replicas of a deployment or replica set.
+    Scale(crate::deploy_cmd::ScaleArgs),
+    /// Deployment rollouts.
+    #[command(subcommand)]
+    Rollout(crate::deploy_cmd::RolloutCommand),
+    /// The controller of a deployment or replica set (started by peapod itself).
+    #[command(name = "__deploy-supervise", hide = true)]
+    DeploySupervise(crate::deploy_cmd::DeploySuperviseArgs),
     /// The supervisor of a pod (started by peapod itself).
     #[command(name = "__pod-supervise", hide = true)]
     PodSupervise(SuperviseArgs),

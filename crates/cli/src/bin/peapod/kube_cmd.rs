@@ -88,7 +88,7 @@ pub enum PodCommand {
     },
 }
 
-fn age(since: &str) -> String {
+pub(crate) fn age(since: &str) -> String {
     let Some(t) = peapod_engine::time::parse_rfc3339(since) else {
         return "?".into();
     };
@@ -138,6 +138,10 @@ pub fn apply(engine: &Engine, cli: &crate::args::Cli, a: &ApplyArgs) -> Result<(
         let spec = match o {
             peapod_kube::Object::Pod(p) => p.spec.as_ref(),
             peapod_kube::Object::Job(j) => j.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
+            peapod_kube::Object::Deployment(d) => d.spec.template.spec.as_ref(),
+            peapod_kube::Object::ReplicaSet(r) => {
+                r.spec.template.as_ref().and_then(|t| t.spec.as_ref())
+            }
             _ => None,
         };
         for c in spec.iter().flat_map(|s| {
@@ -229,7 +233,11 @@ fn pod_object(p: &PodRecord) -> serde_json::Value {
     obj
 }
 
-fn print_objects(items: Vec<serde_json::Value>, single: bool, out: Output) -> Result<()> {
+pub(crate) fn print_objects(
+    items: Vec<serde_json::Value>,
+    single: bool,
+    out: Output,
+) -> Result<()> {
     let value = if single && items.len() == 1 {
         items.into_iter().next().unwrap_or_default()
     } else {
@@ -244,6 +252,9 @@ fn print_objects(items: Vec<serde_json::Value>, single: bool, out: Output) -> Re
 
 /// `peapod get pods|jobs`.
 pub fn get(engine: &Engine, a: &GetArgs) -> Result<()> {
+    if let Some(kind) = peapod_engine::pod::deployment::ControllerKind::parse(&a.kind) {
+        return crate::deploy_cmd::get(engine, a, kind);
+    }
     let pods: Vec<PodRecord> = engine
         .pods
         .list()?
@@ -382,6 +393,9 @@ pub fn get(engine: &Engine, a: &GetArgs) -> Result<()> {
 
 /// `peapod describe pod NAME`.
 pub fn describe(engine: &Engine, a: &DescribeArgs) -> Result<()> {
+    if let Some(kind) = peapod_engine::pod::deployment::ControllerKind::parse(&a.kind) {
+        return crate::deploy_cmd::describe(engine, kind, &a.namespace, &a.name);
+    }
     if !matches!(a.kind.as_str(), "pod" | "pods" | "po") {
         bail!(
             "describe {}: only pods can be described; use describe pod NAME",
@@ -641,6 +655,10 @@ pub fn delete(engine: &Engine, a: &DeleteArgs) -> Result<()> {
         );
     }
     for (kind, name, ns) in targets {
+        if let Some(k) = peapod_engine::pod::deployment::ControllerKind::parse(&kind) {
+            crate::deploy_cmd::delete(engine, k, &ns, &name, a.grace_period)?;
+            continue;
+        }
         let pods: Vec<PodRecord> = match kind.as_str() {
             "pod" | "pods" | "po" => vec![find_pod(engine, &ns, &name)?],
             "job" | "jobs" | "job.batch" => {

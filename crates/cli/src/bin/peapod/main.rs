@@ -4,6 +4,7 @@
 mod args;
 mod containers;
 mod cp;
+mod deploy_cmd;
 #[path = "../../edge.rs"]
 mod edge;
 mod export;
@@ -102,6 +103,9 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         Command::Describe(a) => kube_cmd::describe(&engine(&cli)?, a),
         Command::Delete(a) => kube_cmd::delete(&engine(&cli)?, a),
         Command::Pod(c) => kube_cmd::pod_ns(&engine(&cli)?, c),
+        Command::Scale(a) => deploy_cmd::scale(&engine(&cli)?, a),
+        Command::Rollout(c) => deploy_cmd::rollout(&engine(&cli)?, c),
+        Command::DeploySupervise(a) => deploy_cmd::supervise(&engine(&cli)?, a),
         Command::Volume(c) => {
             let e = engine(&cli)?;
             volume_cmd::run(c, &e.paths, &|v| containers::volume_users(&e, v))

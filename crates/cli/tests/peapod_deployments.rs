@@ -1,0 +1,432 @@
+//! Deployments and ReplicaSets against the real `peapod` binary: replicas
+//! kept (a pod deleted by hand is replaced), a template change rolled
+//! within maxSurge/maxUnavailable, `scale`, and `delete` leaving no pod,
+//! controller, netns, veth or lease behind.
+
+mod peapod_common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use peapod_common::{Peapod, have_cni, processes_mentioning, usable, wait_for};
+use serde_json::Value;
+
+/// Bound for pods to come up or go (several pods on a busy machine).
+const POD_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A Deployment of `replicas` busybox httpd pods answering "<tag> replica
+/// <hostname>" on :8080/i, stopping within a second.
+fn web(name: &str, replicas: u32, tag: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels:
+      app: {name}
+  template:
+    metadata:
+      labels:
+        app: {name}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: web
+          image: busybox
+          command: ["sh", "-c", "echo {tag} replica $(hostname) > /tmp/i && exec httpd -f -p 8080 -h /tmp"]
+          ports:
+            - containerPort: 8080
+"#
+    )
+}
+
+/// Deletes the object (and so its pods) when the test ends, even on a
+/// panic; declared after the [`Peapod`] so it runs first.
+struct Cleanup<'a> {
+    pp: &'a Peapod,
+    what: Vec<(&'static str, String)>,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for (kind, name) in &self.what {
+            let _ = self
+                .pp
+                .output(&["delete", kind, name, "--grace-period", "0"]);
+        }
+        // Whatever is left (a controller that died mid-way).
+        for p in pods(self.pp) {
+            let _ = self
+                .pp
+                .output(&["delete", "pod", &p.name, "--grace-period", "0"]);
+        }
+    }
+}
+
+fn write_manifest(pp: &Peapod, file: &str, text: &str) -> String {
+    let path = pp.dir().join(file);
+    std::fs::write(&path, text).expect("write manifest");
+    path.to_string_lossy().into_owned()
+}
+
+#[derive(Debug, Clone)]
+struct Pod {
+    name: String,
+    /// The pod-template-hash part of a Deployment pod's name.
+    hash: String,
+    ip: Option<String>,
+    /// `get pods` says Running (not Terminating) and every container ready.
+    running_ready: bool,
+}
+
+/// The pods, from one `get pods -o wide` (one consistent look).
+fn pods(pp: &Peapod) -> Vec<Pod> {
+    let table =
+        String::from_utf8_lossy(&pp.output(&["get", "pods", "-o", "wide"]).stdout).into_owned();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let row: Vec<&str> = l.split_whitespace().collect();
+            if row.len() < 7 {
+                return None;
+            }
+            let parts: Vec<&str> = row[0].split('-').collect();
+            let (a, b) = row[1].split_once('/').unwrap_or(("0", "1"));
+            Some(Pod {
+                name: row[0].to_string(),
+                hash: if parts.len() >= 3 {
+                    parts[parts.len() - 2].to_string()
+                } else {
+                    String::new()
+                },
+                ip: (row[5] != "<none>").then(|| row[5].to_string()),
+                running_ready: row[2] == "Running" && a == b,
+            })
+        })
+        .collect()
+}
+
+/// Owner (ReplicaSet name) and pod-template-hash label of each pod.
+fn owners(pp: &Peapod) -> Vec<(String, String, String)> {
+    let out = pp.ok(&["get", "pods", "-o", "json"]);
+    let v: Value = serde_json::from_str(&out).expect("pods JSON");
+    v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            (
+                s(&p["metadata"]["name"]),
+                s(&p["metadata"]["ownerReferences"][0]["name"]),
+                s(&p["metadata"]["labels"]["pod-template-hash"]),
+            )
+        })
+        .collect()
+}
+
+/// Waits until exactly `n` pods exist and all run ready; them.
+fn wait_pods(pp: &Peapod, n: usize) -> Vec<Pod> {
+    let mut last = Vec::new();
+    let ok = wait_for(POD_TIMEOUT, || {
+        last = pods(pp);
+        last.len() == n && last.iter().all(|p| p.running_ready)
+    });
+    assert!(ok, "expected {n} running pods, got {last:#?}");
+    last
+}
+
+/// GET http://ip:8080/i, retried until it answers.
+fn http_get(ip: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut s = TcpStream::connect_timeout(
+                &format!("{ip}:8080").parse().expect("pod address"),
+                Duration::from_secs(2),
+            )?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"GET /i HTTP/1.0\r\nHost: pod\r\n\r\n")?;
+            let mut body = String::new();
+            s.read_to_string(&mut body)?;
+            Ok(body)
+        })();
+        match attempt {
+            Ok(b) if b.contains("200") => {
+                return b.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+            }
+            other if Instant::now() >= deadline => panic!("GET {ip}:8080/i: {other:?}"),
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// Pod ids of this root (their record directories).
+fn pod_ids(pp: &Peapod) -> Vec<String> {
+    std::fs::read_dir(pp.root.join("pods"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.len() == 64)
+        .collect()
+}
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn web_deployment_runs_three_replicas_and_replaces_a_deleted_pod() {
+    if !usable() || !have_cni() {
+        return;
+    }
+    let pp = Peapod::new("deploy-web");
+    let _cleanup = Cleanup {
+        pp: &pp,
+        what: vec![("deployment", "web".into())],
+    };
+    let out = pp.ok(&["apply", "-f", &example("web-deployment.yaml")]);
+    assert_eq!(out.trim(), "deployment.apps/web created");
+    let first = wait_pods(&pp, 3);
+    let hash = first[0].hash.clone();
+    assert_eq!(hash.len(), 10, "{first:?}");
+    for p in &first {
+        assert!(p.name.starts_with(&format!("web-{hash}-")), "{p:?}");
+        assert_eq!(p.name.len(), "web-".len() + 10 + 1 + 5, "{p:?}");
+        let ip = p.ip.as_deref().expect("a pod IP");
+        assert_eq!(http_get(ip).trim(), format!("replica {}", p.name));
+    }
+    for (name, owner, label) in owners(&pp) {
+        assert_eq!(owner, format!("web-{hash}"), "{name}");
+        assert_eq!(label, hash, "{name}");
+    }
+    let table = pp.ok(&["get", "deployments"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()[..4] == ["web", "3/3", "3", "3"]),
+        "{table}"
+    );
+    let rs = pp.ok(&["get", "rs"]);
+    assert!(
+        rs.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()[..4]
+                == [format!("web-{hash}").as_str(), "3", "3", "3"]),
+        "{rs}"
+    );
+    // Applying the same manifest again changes nothing.
+    let out = pp.ok(&["apply", "-f", &example("web-deployment.yaml")]);
+    assert_eq!(out.trim(), "deployment.apps/web unchanged");
+
+    let gone = first[0].name.clone();
+    pp.ok(&["delete", "pod", &gone, "--grace-period", "1"]);
+    let after = wait_pods(&pp, 3);
+    assert!(after.iter().all(|p| p.name != gone), "{after:?}");
+    let new: Vec<_> = after
+        .iter()
+        .filter(|p| first.iter().all(|f| f.name != p.name))
+        .collect();
+    assert_eq!(new.len(), 1, "one replacement: {after:?}");
+    assert_eq!(new[0].hash, hash);
+    let describe = pp.ok(&["describe", "deployment", "web"]);
+    assert!(
+        describe.contains("StrategyType:       RollingUpdate"),
+        "{describe}"
+    );
+    assert!(describe.contains("SuccessfulCreate"), "{describe}");
+}
+
+#[test]
+fn changed_template_rolls_the_pods_within_max_unavailable() {
+    if !usable() || !have_cni() {
+        return;
+    }
+    let pp = Peapod::new("deploy-roll");
+    let _cleanup = Cleanup {
+        pp: &pp,
+        what: vec![("deployment", "roll".into())],
+    };
+    let v1 = write_manifest(&pp, "v1.yaml", &web("roll", 3, "v1"));
+    pp.ok(&["apply", "-f", &v1]);
+    let before = wait_pods(&pp, 3);
+    let old_hash = before[0].hash.clone();
+
+    let v2 = write_manifest(&pp, "v2.yaml", &web("roll", 3, "v2"));
+    let out = pp.ok(&["apply", "-f", &v2]);
+    assert_eq!(out.trim(), "deployment.apps/roll configured");
+    // maxSurge 25% of 3 rounds up to 1, maxUnavailable down to 0: at
+    // least 3 pods run ready at every sample, at most 4 exist.
+    let mut samples = 0;
+    let mut seen_new = false;
+    let done = wait_for(POD_TIMEOUT, || {
+        let now = pods(&pp);
+        samples += 1;
+        let ready = now.iter().filter(|p| p.running_ready).count();
+        assert!(ready >= 3, "fewer than 3 ready during the roll: {now:#?}");
+        let live: Vec<_> = now.iter().filter(|p| p.running_ready).collect();
+        assert!(live.len() <= 4, "more than 3 + maxSurge: {now:#?}");
+        seen_new |= now.iter().any(|p| p.hash != old_hash);
+        now.len() == 3 && now.iter().all(|p| p.hash != old_hash && p.running_ready)
+    });
+    assert!(done, "the roll did not finish: {:#?}", pods(&pp));
+    assert!(seen_new && samples > 1);
+    let status = pp.ok(&[
+        "rollout",
+        "status",
+        "deployment",
+        "roll",
+        "--timeout",
+        "60s",
+    ]);
+    assert!(
+        status
+            .lines()
+            .last()
+            .is_some_and(|l| l == "deployment \"roll\" successfully rolled out"),
+        "{status}"
+    );
+    let after = pods(&pp);
+    let new_hash = after[0].hash.clone();
+    assert_ne!(new_hash, old_hash);
+    for p in &after {
+        assert_eq!(p.hash, new_hash);
+        assert!(p.name.starts_with(&format!("roll-{new_hash}-")), "{p:?}");
+        let ip = p.ip.as_deref().expect("a pod IP");
+        assert_eq!(http_get(ip).trim(), format!("v2 replica {}", p.name));
+    }
+}
+
+#[test]
+fn scale_then_delete_leaves_nothing_behind() {
+    if !usable() || !have_cni() {
+        return;
+    }
+    let pp = Peapod::new("deploy-scale");
+    let _cleanup = Cleanup {
+        pp: &pp,
+        what: vec![("deployment", "sc".into())],
+    };
+    let m = write_manifest(&pp, "sc.yaml", &web("sc", 3, "s"));
+    pp.ok(&["apply", "-f", &m]);
+    wait_pods(&pp, 3);
+    let mut ids = pod_ids(&pp);
+    let out = pp.ok(&["scale", "deployment", "sc", "--replicas", "1"]);
+    assert_eq!(out.trim(), "deployment.apps/sc scaled");
+    wait_pods(&pp, 1);
+    let table = pp.ok(&["get", "deploy"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()[..4] == ["sc", "1/1", "1", "1"]),
+        "{table}"
+    );
+    ids.extend(pod_ids(&pp));
+    ids.sort();
+    ids.dedup();
+
+    let root = pp.root.to_string_lossy().into_owned();
+    let controllers = || {
+        processes_mentioning("__deploy-supervise")
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&root))
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(controllers().len(), 1, "one controller");
+    let out = pp.ok(&["delete", "deployment", "sc", "--grace-period", "1"]);
+    assert_eq!(out.trim(), "deployment.apps \"sc\" deleted");
+    assert!(pods(&pp).is_empty(), "{:?}", pods(&pp));
+    assert!(pod_ids(&pp).is_empty());
+    assert!(
+        wait_for(Duration::from_secs(5), || controllers().is_empty()),
+        "the controller is gone"
+    );
+    let (_, out, err) = pp.code(&["get", "deployments"]);
+    assert!(
+        out.is_empty() && err.contains("No resources found"),
+        "{out}{err}"
+    );
+    for id in &ids {
+        let left = pp.leftovers(id);
+        assert!(left.is_empty(), "pod {id} left: {left:?}");
+    }
+    let netns: Vec<_> = std::fs::read_dir(pp.run_root.join("netns"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
+    assert!(netns.is_empty(), "{netns:?}");
+}
+
+#[test]
+fn replicaset_keeps_its_replicas() {
+    if !usable() || !have_cni() {
+        return;
+    }
+    let pp = Peapod::new("deploy-rs");
+    let _cleanup = Cleanup {
+        pp: &pp,
+        what: vec![("replicaset", "front".into())],
+    };
+    let m = write_manifest(
+        &pp,
+        "rs.yaml",
+        r#"apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: front
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: front
+  template:
+    metadata:
+      labels:
+        app: front
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: c
+          image: busybox
+          command: ["sleep", "1000"]
+"#,
+    );
+    assert_eq!(
+        pp.ok(&["apply", "-f", &m]).trim(),
+        "replicaset.apps/front created"
+    );
+    let first = wait_pods(&pp, 2);
+    assert!(
+        first.iter().all(|p| p.name.len() == "front-".len() + 5),
+        "{first:?}"
+    );
+    assert!(owners(&pp).iter().all(|(_, owner, _)| owner == "front"));
+    let rs = pp.ok(&["get", "replicasets"]);
+    assert!(
+        rs.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()[..4] == ["front", "2", "2", "2"]),
+        "{rs}"
+    );
+    pp.ok(&["delete", "pod", &first[1].name, "--grace-period", "0"]);
+    let after = wait_pods(&pp, 2);
+    assert!(after.iter().all(|p| p.name != first[1].name), "{after:?}");
+    pp.ok(&["scale", "rs/front", "--replicas", "3"]);
+    wait_pods(&pp, 3);
+    let out = pp.ok(&["delete", "-f", &m, "--grace-period", "0"]);
+    assert_eq!(out.trim(), "replicaset.apps \"front\" deleted");
+    assert!(pods(&pp).is_empty());
+}

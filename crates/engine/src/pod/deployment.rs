@@ -1,0 +1,648 @@
+//! Deployments and ReplicaSets on this node: a record per object at
+//! `<root>/deployments/<ns>_<name>.json` (or `replicasets/`) holding the
+//! object as applied, its current pod-template-hash and the desired
+//! replicas, and one controller process per object (`__deploy-supervise`,
+//! see [`super::controller`]) that keeps that many pods running.
+//!
+//! A Deployment's pods are owned by `ReplicaSet/<deploy>-<hash>` and
+//! labelled `pod-template-hash`; a standalone ReplicaSet's by
+//! `ReplicaSet/<name>`.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
+use peapod_kube::k8s_openapi::api::core::v1::PodTemplateSpec;
+use peapod_kube::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::{Deserialize, Serialize};
+
+use super::ContainerKind;
+use super::record::{Event, Phase, PodRecord};
+use crate::containers::{Engine, EngineError, io, next_event};
+use crate::record::ProcRef;
+use crate::time::format_rfc3339_nano;
+
+/// ConfigMaps and Secrets of an apply, by name: key → bytes.
+pub type ConfigData = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
+
+/// Which kind of object a controller runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControllerKind {
+    Deployment,
+    ReplicaSet,
+}
+
+impl ControllerKind {
+    fn dir(self) -> &'static str {
+        match self {
+            ControllerKind::Deployment => "deployments",
+            ControllerKind::ReplicaSet => "replicasets",
+        }
+    }
+
+    /// kubectl's `deployment.apps` / `replicaset.apps`.
+    pub fn resource(self) -> &'static str {
+        match self {
+            ControllerKind::Deployment => "deployment.apps",
+            ControllerKind::ReplicaSet => "replicaset.apps",
+        }
+    }
+
+    /// The word `__deploy-supervise --kind` takes.
+    pub fn word(self) -> &'static str {
+        match self {
+            ControllerKind::Deployment => "deployment",
+            ControllerKind::ReplicaSet => "replicaset",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<ControllerKind> {
+        match word {
+            "deployment" | "deployments" | "deploy" | "deployment.apps" => {
+                Some(ControllerKind::Deployment)
+            }
+            "replicaset" | "replicasets" | "rs" | "replicaset.apps" => {
+                Some(ControllerKind::ReplicaSet)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// How a Deployment replaces its pods on a template change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Strategy {
+    Recreate,
+    RollingUpdate {
+        max_surge: u32,
+        max_unavailable: u32,
+    },
+}
+
+/// One Deployment or ReplicaSet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControllerRecord {
+    pub kind: ControllerKind,
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub created: String,
+    /// The object as applied.
+    pub manifest: serde_json::Value,
+    /// Its pod template.
+    pub template: PodTemplateSpec,
+    /// The pod-template-hash of `template` (Deployments).
+    pub template_hash: String,
+    /// Desired pods (`spec.replicas`, or `scale`).
+    pub replicas: u32,
+    /// Bumped on every change of the spec or the replicas.
+    pub generation: u64,
+    /// ConfigMaps and Secrets applied with it (for its pods' volumes/env).
+    #[serde(default)]
+    pub config: ConfigData,
+    /// The controller process.
+    pub controller: Option<ProcRef>,
+    /// A delete was asked for: the controller stops.
+    #[serde(default)]
+    pub deleting: bool,
+    #[serde(default)]
+    pub events: Vec<Event>,
+}
+
+impl ControllerRecord {
+    pub fn event(&mut self, kind: &str, reason: &str, message: impl Into<String>) {
+        self.events.push(Event {
+            time: format_rfc3339_nano(std::time::SystemTime::now()),
+            kind: kind.into(),
+            reason: reason.into(),
+            message: message.into(),
+        });
+        if self.events.len() > 100 {
+            self.events.drain(..self.events.len() - 100);
+        }
+    }
+
+    /// The owner its current pods get.
+    pub fn owner(&self) -> String {
+        match self.kind {
+            ControllerKind::Deployment => format!(
+                "ReplicaSet/{}",
+                peapod_kube::names::replica_set_name(&self.name, &self.template_hash)
+            ),
+            ControllerKind::ReplicaSet => format!("ReplicaSet/{}", self.name),
+        }
+    }
+
+    /// Whether pod `p` is one of its pods (of any template).
+    pub fn owns(&self, p: &PodRecord) -> bool {
+        if p.namespace != self.namespace {
+            return false;
+        }
+        let Some(owner) = p.owner.as_deref() else {
+            return false;
+        };
+        match self.kind {
+            ControllerKind::ReplicaSet => owner == format!("ReplicaSet/{}", self.name),
+            ControllerKind::Deployment => p.plan.labels.get("pod-template-hash").is_some_and(|h| {
+                owner
+                    == format!(
+                        "ReplicaSet/{}",
+                        peapod_kube::names::replica_set_name(&self.name, h)
+                    )
+            }),
+        }
+    }
+
+    /// Whether pod `p` runs the current template.
+    pub fn current(&self, p: &PodRecord) -> bool {
+        match self.kind {
+            ControllerKind::ReplicaSet => true,
+            ControllerKind::Deployment => {
+                p.plan.labels.get("pod-template-hash") == Some(&self.template_hash)
+            }
+        }
+    }
+
+    /// The strategy, with maxSurge and maxUnavailable resolved against the
+    /// desired replicas (surge rounded up, unavailable down; never both 0).
+    pub fn strategy(&self) -> Strategy {
+        let spec = &self.manifest["spec"]["strategy"];
+        if spec["type"] == "Recreate" {
+            return Strategy::Recreate;
+        }
+        let parse = |v: &serde_json::Value| -> Option<IntOrString> {
+            serde_json::from_value(v.clone()).ok()
+        };
+        let roll = &spec["rollingUpdate"];
+        let surge = parse(&roll["maxSurge"]).unwrap_or(IntOrString::String("25%".into()));
+        let unavailable =
+            parse(&roll["maxUnavailable"]).unwrap_or(IntOrString::String("25%".into()));
+        let max_surge = resolve(&surge, self.replicas, true);
+        let mut max_unavailable = resolve(&unavailable, self.replicas, false);
+        if max_surge == 0 && max_unavailable == 0 {
+            max_unavailable = 1;
+        }
+        Strategy::RollingUpdate {
+            max_surge,
+            max_unavailable,
+        }
+    }
+}
+
+/// An int-or-percent of `total`.
+fn resolve(v: &IntOrString, total: u32, round_up: bool) -> u32 {
+    match v {
+        IntOrString::Int(n) => (*n).max(0) as u32,
+        IntOrString::String(s) => {
+            let pct: u64 = s.trim_end_matches('%').trim().parse().unwrap_or(25);
+            let scaled = pct * u64::from(total);
+            let n = if round_up {
+                scaled.div_ceil(100)
+            } else {
+                scaled / 100
+            };
+            n as u32
+        }
+    }
+}
+
+/// How a controller's pods are doing (computed from the pod records).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerStatus {
+    /// Pods not being deleted.
+    pub replicas: u32,
+    /// Of those, on the current template.
+    pub updated: u32,
+    /// Of those, with every app container ready.
+    pub ready: u32,
+    /// Ready pods on the current template.
+    pub updated_ready: u32,
+    /// Pods being deleted.
+    pub terminating: u32,
+}
+
+/// Whether pod `p` is running with every app container ready.
+pub fn pod_ready(p: &PodRecord) -> bool {
+    !p.deleting
+        && p.phase == Phase::Running
+        && p.supervised()
+        && p.containers
+            .iter()
+            .filter(|c| c.kind != ContainerKind::Init)
+            .all(|c| c.ready)
+}
+
+/// A directory of controller records.
+#[derive(Debug, Clone)]
+pub struct ControllerStore {
+    root: PathBuf,
+}
+
+fn rec_err(path: &Path) -> impl FnOnce(serde_json::Error) -> EngineError + '_ {
+    move |e| EngineError::Invalid(format!("record {}: {e}", path.display()))
+}
+
+impl ControllerStore {
+    pub fn new(engine_root: &Path, kind: ControllerKind) -> Self {
+        ControllerStore {
+            root: engine_root.join(kind.dir()),
+        }
+    }
+
+    fn key(namespace: &str, name: &str) -> String {
+        format!("{namespace}_{name}")
+    }
+
+    pub fn path(&self, namespace: &str, name: &str) -> PathBuf {
+        self.root
+            .join(format!("{}.json", Self::key(namespace, name)))
+    }
+
+    /// The controller's log.
+    pub fn log(&self, namespace: &str, name: &str) -> PathBuf {
+        self.root
+            .join(format!("{}.log", Self::key(namespace, name)))
+    }
+
+    fn lock_path(&self, namespace: &str, name: &str) -> PathBuf {
+        self.root
+            .join(format!(".{}.lock", Self::key(namespace, name)))
+    }
+
+    pub fn load(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ControllerRecord>, EngineError> {
+        let path = self.path(namespace, name);
+        match fs::read(&path) {
+            Ok(d) => Ok(Some(serde_json::from_slice(&d).map_err(rec_err(&path))?)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("controller record", &path)(e)),
+        }
+    }
+
+    /// Writes `rec` (temp + fsync + rename).
+    pub fn save(&self, rec: &ControllerRecord) -> Result<(), EngineError> {
+        fs::create_dir_all(&self.root).map_err(io("records directory", &self.root))?;
+        let path = self.path(&rec.namespace, &rec.name);
+        let tmp = self
+            .root
+            .join(format!(".{}.tmp", Self::key(&rec.namespace, &rec.name)));
+        let data = serde_json::to_vec_pretty(rec).map_err(rec_err(&path))?;
+        let mut f = File::create(&tmp).map_err(io("controller record", &tmp))?;
+        f.write_all(&data)
+            .and_then(|()| f.sync_all())
+            .map_err(io("controller record", &tmp))?;
+        fs::rename(&tmp, &path).map_err(io("controller record", &path))?;
+        if let Ok(d) = File::open(&self.root) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Read-modify-write under the record's lock; `change` gets None when
+    /// there is no record yet and returns the record to save (None: save
+    /// nothing).
+    pub fn update<T>(
+        &self,
+        namespace: &str,
+        name: &str,
+        change: impl FnOnce(Option<ControllerRecord>) -> (Option<ControllerRecord>, T),
+    ) -> Result<T, EngineError> {
+        fs::create_dir_all(&self.root).map_err(io("records directory", &self.root))?;
+        let lock_path = self.lock_path(namespace, name);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("controller lock", &lock_path))?;
+        let _lock = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, e)| io("controller lock", &lock_path)(std::io::Error::from(e)))?;
+        let (rec, out) = change(self.load(namespace, name)?);
+        if let Some(rec) = rec {
+            self.save(&rec)?;
+        }
+        Ok(out)
+    }
+
+    /// Every record, by namespace and name.
+    pub fn list(&self) -> Result<Vec<ControllerRecord>, EngineError> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("records directory", &self.root)(e)),
+        };
+        let mut out: Vec<ControllerRecord> = entries
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.ends_with(".json") && !n.starts_with('.')
+            })
+            .filter_map(|e| fs::read(e.path()).ok())
+            .filter_map(|d| serde_json::from_slice(&d).ok())
+            .collect();
+        out.sort_by(|a: &ControllerRecord, b| {
+            (a.namespace.as_str(), a.name.as_str()).cmp(&(b.namespace.as_str(), b.name.as_str()))
+        });
+        Ok(out)
+    }
+
+    pub fn remove(&self, namespace: &str, name: &str) {
+        let _ = fs::remove_file(self.path(namespace, name));
+        let _ = fs::remove_file(self.log(namespace, name));
+        let _ = fs::remove_file(self.lock_path(namespace, name));
+    }
+}
+
+/// What `apply` gives for one Deployment or ReplicaSet.
+pub struct ControllerApply<'a> {
+    pub kind: ControllerKind,
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub manifest: serde_json::Value,
+    pub template: PodTemplateSpec,
+    pub replicas: u32,
+    pub config: &'a ConfigData,
+}
+
+impl Engine {
+    pub fn controllers(&self, kind: ControllerKind) -> ControllerStore {
+        ControllerStore::new(&self.paths.root, kind)
+    }
+
+    /// Pods of `rec` (every template), oldest first.
+    pub fn controller_pods(&self, rec: &ControllerRecord) -> Result<Vec<PodRecord>, EngineError> {
+        Ok(self
+            .pods
+            .list()?
+            .into_iter()
+            .filter(|p| rec.owns(p))
+            .collect())
+    }
+
+    pub fn controller_status(
+        &self,
+        rec: &ControllerRecord,
+    ) -> Result<ControllerStatus, EngineError> {
+        let pods = self.controller_pods(rec)?;
+        let mut s = ControllerStatus::default();
+        for p in &pods {
+            if p.deleting {
+                s.terminating += 1;
+                continue;
+            }
+            if matches!(p.phase, Phase::Failed | Phase::Succeeded) {
+                continue;
+            }
+            s.replicas += 1;
+            let ready = pod_ready(p);
+            if ready {
+                s.ready += 1;
+            }
+            if rec.current(p) {
+                s.updated += 1;
+                if ready {
+                    s.updated_ready += 1;
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// Creates or updates the record of a Deployment or ReplicaSet, starts
+    /// its controller when none runs and wakes it; created, configured or
+    /// unchanged.
+    pub fn apply_controller(&self, a: ControllerApply) -> Result<&'static str, EngineError> {
+        let store = self.controllers(a.kind);
+        let hash = peapod_kube::names::pod_template_hash(&a.template);
+        let action = store.update(a.namespace, a.name, |old| match old {
+            Some(mut r) if !r.deleting => {
+                if r.manifest == a.manifest && r.replicas == a.replicas && r.config == *a.config {
+                    return (None, "unchanged");
+                }
+                if r.template_hash != hash && a.kind == ControllerKind::Deployment {
+                    r.event(
+                        "Normal",
+                        "ScalingReplicaSet",
+                        format!(
+                            "New template: replica set {} rolls out",
+                            peapod_kube::names::replica_set_name(a.name, &hash)
+                        ),
+                    );
+                }
+                r.manifest = a.manifest.clone();
+                r.template = a.template.clone();
+                r.template_hash = hash.clone();
+                r.replicas = a.replicas;
+                r.config = a.config.clone();
+                r.generation += 1;
+                (Some(r), "configured")
+            }
+            _ => {
+                let mut r = ControllerRecord {
+                    kind: a.kind,
+                    name: a.name.to_string(),
+                    namespace: a.namespace.to_string(),
+                    uid: peapod_kube::names::new_uid(),
+                    created: format_rfc3339_nano(std::time::SystemTime::now()),
+                    manifest: a.manifest.clone(),
+                    template: a.template.clone(),
+                    template_hash: hash.clone(),
+                    replicas: a.replicas,
+                    generation: 1,
+                    config: a.config.clone(),
+                    controller: None,
+                    deleting: false,
+                    events: Vec::new(),
+                };
+                r.event(
+                    "Normal",
+                    "Created",
+                    format!("{} {} created", a.kind.word(), a.name),
+                );
+                (Some(r), "created")
+            }
+        })?;
+        self.ensure_controller(a.kind, a.namespace, a.name)?;
+        Ok(action)
+    }
+
+    /// Starts the controller of an object when none runs, then wakes it.
+    pub fn ensure_controller(
+        &self,
+        kind: ControllerKind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), EngineError> {
+        let store = self.controllers(kind);
+        let rec = store.load(namespace, name)?.ok_or_else(|| {
+            EngineError::Invalid(format!(
+                "{} {name:?} not found in namespace {namespace:?}",
+                kind.word()
+            ))
+        })?;
+        if let Some(c) = rec.controller.filter(|c| c.alive()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.pid),
+                nix::sys::signal::Signal::SIGUSR1,
+            );
+            return Ok(());
+        }
+        let log = store.log(namespace, name);
+        let mut events = self.spawn_detached(
+            &[
+                "__deploy-supervise".into(),
+                namespace.into(),
+                name.into(),
+                "--kind".into(),
+                kind.word().into(),
+            ],
+            &log,
+        )?;
+        // It says `started` once its pid is in the record.
+        match next_event(&mut events) {
+            Some(ev) if ev["event"] == "started" => Ok(()),
+            Some(ev) => Err(EngineError::Invalid(format!(
+                "the controller of {} {name}: {}",
+                kind.word(),
+                ev["message"].as_str().unwrap_or("failed to start")
+            ))),
+            None => Err(EngineError::Invalid(format!(
+                "the controller of {} {name} ended at once; see {}",
+                kind.word(),
+                log.display()
+            ))),
+        }
+    }
+
+    /// Sets the desired replicas of an object and wakes its controller.
+    pub fn scale_controller(
+        &self,
+        kind: ControllerKind,
+        namespace: &str,
+        name: &str,
+        replicas: u32,
+    ) -> Result<(), EngineError> {
+        let found = self
+            .controllers(kind)
+            .update(namespace, name, |r| match r {
+                Some(mut r) if !r.deleting => {
+                    if r.replicas != replicas {
+                        r.event(
+                            "Normal",
+                            "ScalingReplicaSet",
+                            format!("Scaled from {} to {replicas}", r.replicas),
+                        );
+                        r.replicas = replicas;
+                        r.generation += 1;
+                    }
+                    (Some(r), true)
+                }
+                _ => (None, false),
+            })?;
+        if !found {
+            return Err(EngineError::Invalid(format!(
+                "{} {name:?} not found in namespace {namespace:?}",
+                kind.word()
+            )));
+        }
+        self.ensure_controller(kind, namespace, name)
+    }
+
+    /// Stops the controller of an object, deletes its pods (`grace`
+    /// seconds each, the pods' own when None) and its record; false when
+    /// there is no such object.
+    pub fn delete_controller(
+        &self,
+        kind: ControllerKind,
+        namespace: &str,
+        name: &str,
+        grace: Option<u32>,
+    ) -> Result<bool, EngineError> {
+        let store = self.controllers(kind);
+        let rec = store.update(namespace, name, |r| match r {
+            Some(mut r) => {
+                r.deleting = true;
+                (Some(r.clone()), Some(r))
+            }
+            None => (None, None),
+        })?;
+        let Some(rec) = rec else { return Ok(false) };
+        if let Some(c) = rec.controller.filter(|c| c.alive()) {
+            let pid = nix::unistd::Pid::from_raw(c.pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            // It may be starting a pod (a few seconds at most).
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while c.alive() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if c.alive() {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while c.alive() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        let pods = self.controller_pods(&rec)?;
+        // Every pod is told at once; then each is waited for.
+        for p in &pods {
+            self.begin_pod_delete(p, grace);
+        }
+        for p in &pods {
+            match self.delete_pod(&p.id, grace) {
+                // Its supervisor already removed it.
+                Err(EngineError::Record(crate::record::RecordError::NotFound(_))) => {}
+                other => other?,
+            }
+        }
+        store.remove(namespace, name);
+        Ok(true)
+    }
+
+    /// Asks pod `p`'s supervisor to delete it without waiting; a pod
+    /// whose supervisor is gone is cleaned up at once.
+    pub fn begin_pod_delete(&self, p: &PodRecord, grace: Option<u32>) {
+        let updated = self.pods.update(&p.id, |r| {
+            r.deleting = true;
+            if let Some(g) = grace {
+                r.plan.grace_period = g;
+            }
+        });
+        match updated {
+            Ok((r, ())) if r.supervised() => {
+                if let Some(s) = r.supervisor {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(s.pid),
+                        nix::sys::signal::Signal::SIGTERM,
+                    );
+                }
+            }
+            Ok(_) => {
+                let _ = self.delete_pod(&p.id, Some(0));
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn surge_and_unavailable_round_as_kubernetes() {
+        let pct = |s: &str| IntOrString::String(s.into());
+        assert_eq!(resolve(&pct("25%"), 3, true), 1);
+        assert_eq!(resolve(&pct("25%"), 3, false), 0);
+        assert_eq!(resolve(&pct("25%"), 4, false), 1);
+        assert_eq!(resolve(&pct("50%"), 5, true), 3);
+        assert_eq!(resolve(&IntOrString::Int(2), 5, true), 2);
+    }
+}
