@@ -430,3 +430,43 @@ spec:
     assert_eq!(out.trim(), "replicaset.apps \"front\" deleted");
     assert!(pods(&pp).is_empty());
 }
+
+#[test]
+fn recreate_strategy_stops_the_old_pods_before_the_new_ones() {
+    if !usable() || !have_cni() {
+        return;
+    }
+    let pp = Peapod::new("deploy-recreate");
+    let _cleanup = Cleanup {
+        pp: &pp,
+        what: vec![("deployment", "rc".into())],
+    };
+    let recreate = |tag: &str| {
+        web("rc", 2, tag).replace(
+            "spec:\n  replicas",
+            "spec:\n  strategy:\n    type: Recreate\n  replicas",
+        )
+    };
+    let v1 = write_manifest(&pp, "v1.yaml", &recreate("v1"));
+    pp.ok(&["apply", "-f", &v1]);
+    let before = wait_pods(&pp, 2);
+    let old_hash = before[0].hash.clone();
+    let v2 = write_manifest(&pp, "v2.yaml", &recreate("v2"));
+    pp.ok(&["apply", "-f", &v2]);
+    let done = wait_for(POD_TIMEOUT, || {
+        let now = pods(&pp);
+        let new = now.iter().filter(|p| p.hash != old_hash).count();
+        let old = now.iter().filter(|p| p.hash == old_hash).count();
+        assert!(
+            new == 0 || old == 0,
+            "old and new pods at once under Recreate: {now:#?}"
+        );
+        now.len() == 2 && new == 2 && now.iter().all(|p| p.running_ready)
+    });
+    assert!(done, "the recreate did not finish: {:#?}", pods(&pp));
+    let describe = pp.ok(&["describe", "deploy", "rc"]);
+    assert!(
+        describe.contains("StrategyType:       Recreate"),
+        "{describe}"
+    );
+}

@@ -62,6 +62,45 @@ pub struct ContainerRequest {
     /// `/peapod`).
     #[serde(default)]
     pub cgroup_parent: Option<String>,
+    /// `--add-host NAME:IP` (a pod's hostAliases): lines added to the
+    /// container's /etc/hosts.
+    #[serde(default)]
+    pub extra_hosts: Vec<(String, IpAddr)>,
+    /// `--dns`, `--dns-search`, `--dns-option` (a pod's dnsPolicy and
+    /// dnsConfig): the container's /etc/resolv.conf.
+    #[serde(default)]
+    pub dns: Option<DnsConfig>,
+    /// `--group-add` (a pod's supplementalGroups and fsGroup): more group
+    /// ids for the process.
+    #[serde(default)]
+    pub group_add: Vec<u32>,
+    /// `--sysctl KEY=VALUE` (a pod's sysctls): written to linux.sysctl.
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, String>,
+}
+
+/// How a request's DNS settings combine with the host's resolv.conf.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsBase {
+    /// Docker's flags: each list given replaces the host's.
+    #[default]
+    Replace,
+    /// Kubernetes' dnsConfig: added to the host's.
+    Append,
+    /// Kubernetes' `dnsPolicy: None`: only what is given.
+    None,
+}
+
+/// Nameservers, search domains and options for /etc/resolv.conf.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsConfig {
+    pub nameservers: Vec<IpAddr>,
+    pub searches: Vec<String>,
+    /// `ndots:2`, `edns0`, ...
+    pub options: Vec<String>,
+    #[serde(default)]
+    pub base: DnsBase,
 }
 
 /// `-v SRC:DEST[:OPTS]`.

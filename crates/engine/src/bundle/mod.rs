@@ -197,7 +197,7 @@ pub fn write_bundle(
         "user": {
             "uid": user.uid,
             "gid": user.gid,
-            "additionalGids": user.additional_gids,
+            "additionalGids": additional_gids(&user.additional_gids, &req.group_add),
         },
         "args": args,
         "env": env,
@@ -224,7 +224,7 @@ pub fn write_bundle(
     }
 
     // Mounts.
-    let etc = etc_files::write(ctx, &hostname)?;
+    let etc = etc_files::write(ctx, req, &hostname)?;
     let planned = mounts::plan(req, &img, ctx, &etc)?;
     spec["mounts"] = Value::Array(planned.spec);
 
@@ -238,6 +238,9 @@ pub fn write_bundle(
     linux["resources"] = resources::resources(req)?;
     linux["cgroupsPath"] = json!(ctx.cgroups_path);
     security::apply(req, &caps, linux)?;
+    if !req.sysctls.is_empty() {
+        linux["sysctl"] = json!(req.sysctls);
+    }
 
     // Annotations: labels, and the init request.
     let mut ann = serde_json::Map::new();
@@ -263,6 +266,17 @@ pub fn write_bundle(
         stop_signal,
         tty: req.tty,
     })
+}
+
+/// The user's groups from /etc/group and `--group-add`'s, each once.
+fn additional_gids(user: &[u32], added: &[u32]) -> Vec<u32> {
+    let mut all = user.to_vec();
+    for g in added {
+        if !all.contains(g) {
+            all.push(*g);
+        }
+    }
+    all
 }
 
 /// Writes `<dir>/config.json` durably (temp + fsync + rename).

@@ -645,4 +645,47 @@ mod tests {
         assert_eq!(resolve(&pct("50%"), 5, true), 3);
         assert_eq!(resolve(&IntOrString::Int(2), 5, true), 2);
     }
+
+    fn record(strategy: serde_json::Value, replicas: u32) -> ControllerRecord {
+        ControllerRecord {
+            kind: ControllerKind::Deployment,
+            name: "web".into(),
+            namespace: "default".into(),
+            uid: String::new(),
+            created: String::new(),
+            manifest: serde_json::json!({"spec": {"strategy": strategy}}),
+            template: PodTemplateSpec::default(),
+            template_hash: "bcdfghjklm".into(),
+            replicas,
+            generation: 1,
+            config: ConfigData::new(),
+            controller: None,
+            deleting: false,
+            events: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn strategies() {
+        let roll = |max_surge, max_unavailable| Strategy::RollingUpdate {
+            max_surge,
+            max_unavailable,
+        };
+        assert_eq!(record(serde_json::Value::Null, 3).strategy(), roll(1, 0));
+        assert_eq!(record(serde_json::Value::Null, 8).strategy(), roll(2, 2));
+        assert_eq!(
+            record(serde_json::json!({"type": "Recreate"}), 3).strategy(),
+            Strategy::Recreate
+        );
+        let explicit = serde_json::json!({"type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 0, "maxUnavailable": "50%"}});
+        assert_eq!(record(explicit, 4).strategy(), roll(0, 2));
+        // Both 0 would never progress: one pod may be down.
+        let stuck = serde_json::json!({"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}});
+        assert_eq!(record(stuck, 4).strategy(), roll(0, 1));
+        assert_eq!(
+            record(serde_json::Value::Null, 3).owner(),
+            "ReplicaSet/web-bcdfghjklm"
+        );
+    }
 }

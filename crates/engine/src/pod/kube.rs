@@ -6,16 +6,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use peapod_kube::k8s_openapi::api::core::v1::{
-    Container, EnvVar, PodSecurityContext, PodSpec, ResourceRequirements, SecurityContext,
+    Container, EnvVar, HTTPGetAction, LifecycleHandler, PodSecurityContext, PodSpec,
+    Probe as K8sProbe, ResourceRequirements, SecurityContext,
 };
 use peapod_kube::k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
+use peapod_kube::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use peapod_kube::quantity::{Quantity, to_bytes, to_millicpu};
 
+use super::probe::{Action, HttpGet, Probe};
 use super::{ContainerKind, POD_IP, PodContainer, PodPlan, PodRestart};
 use crate::containers::EngineError;
 use crate::request::{
-    ContainerRequest, PortMapping, Protocol, Resources, SeccompMode, SecurityOpts, VolumeSource,
-    VolumeSpec,
+    ContainerRequest, DnsBase, DnsConfig, PortMapping, Protocol, Resources, SeccompMode,
+    SecurityOpts, VolumeSource, VolumeSpec,
 };
 
 /// Everything about the pod that is not in its spec.
@@ -284,8 +287,93 @@ fn container(
             seccomp,
         },
         labels: meta.labels.clone(),
+        extra_hosts: host_aliases(spec)?,
+        dns: dns(spec)?,
+        group_add: psc
+            .map(|p| {
+                p.supplemental_groups
+                    .iter()
+                    .flatten()
+                    .chain(p.fs_group.as_ref())
+                    .filter_map(|&g| u32::try_from(g).ok())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        sysctls: psc
+            .and_then(|p| p.sysctls.as_ref())
+            .map(|s| {
+                s.iter()
+                    .map(|s| (s.name.clone(), s.value.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
         ..Default::default()
     })
+}
+
+/// `spec.hostAliases` as /etc/hosts entries.
+fn host_aliases(spec: &PodSpec) -> Result<Vec<(String, std::net::IpAddr)>, EngineError> {
+    let mut out = Vec::new();
+    for (i, a) in spec.host_aliases.iter().flatten().enumerate() {
+        let ip = a.ip.parse().map_err(|_| {
+            bad(
+                &format!("spec.hostAliases[{i}].ip"),
+                format!("{:?} is not an IP address", a.ip),
+            )
+        })?;
+        for h in a.hostnames.iter().flatten() {
+            out.push((h.clone(), ip));
+        }
+    }
+    Ok(out)
+}
+
+/// `spec.dnsPolicy` and `spec.dnsConfig` (ClusterFirst has no cluster DNS
+/// here: it is the host's, as Default).
+fn dns(spec: &PodSpec) -> Result<Option<DnsConfig>, EngineError> {
+    let policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
+    let base = match policy {
+        "None" => DnsBase::None,
+        "ClusterFirst" | "ClusterFirstWithHostNet" | "Default" => DnsBase::Append,
+        p => {
+            return Err(bad(
+                "spec.dnsPolicy",
+                format!("{p:?}: use ClusterFirst, ClusterFirstWithHostNet, Default or None"),
+            ));
+        }
+    };
+    let Some(c) = &spec.dns_config else {
+        if base == DnsBase::None {
+            return Err(bad("spec.dnsConfig", "is required with dnsPolicy: None"));
+        }
+        return Ok(None);
+    };
+    let mut nameservers = Vec::new();
+    for (i, n) in c.nameservers.iter().flatten().enumerate() {
+        nameservers.push(n.parse().map_err(|_| {
+            bad(
+                &format!("spec.dnsConfig.nameservers[{i}]"),
+                format!("{n:?} is not an IP address"),
+            )
+        })?);
+    }
+    Ok(Some(DnsConfig {
+        nameservers,
+        searches: c.searches.clone().unwrap_or_default(),
+        options: c
+            .options
+            .iter()
+            .flatten()
+            .filter_map(|o| {
+                let name = o.name.clone()?;
+                Some(match &o.value {
+                    Some(v) => format!("{name}:{v}"),
+                    None => name,
+                })
+            })
+            .collect(),
+        base,
+    }))
 }
 
 /// The plan of pod `meta` with `spec`.
@@ -401,7 +489,7 @@ pub fn plan(meta: &PodMeta, spec: &PodSpec, default_restart: &str) -> Result<Pod
         } else {
             ContainerKind::Init
         };
-        containers.push(pod_container(c, kind, request));
+        containers.push(pod_container(&path, c, kind, request)?);
     }
     for (i, c) in spec.containers.iter().enumerate() {
         let path = format!("spec.containers[{i}]");
@@ -431,7 +519,7 @@ pub fn plan(meta: &PodMeta, spec: &PodSpec, default_restart: &str) -> Result<Pod
                 });
             }
         }
-        containers.push(pod_container(c, ContainerKind::App, request));
+        containers.push(pod_container(&path, c, ContainerKind::App, request)?);
     }
     let mut seen = std::collections::HashSet::new();
     for c in &containers {
@@ -469,17 +557,117 @@ pub fn plan(meta: &PodMeta, spec: &PodSpec, default_restart: &str) -> Result<Pod
     })
 }
 
-fn pod_container(c: &Container, kind: ContainerKind, request: ContainerRequest) -> PodContainer {
-    let hook = |h: Option<&peapod_kube::k8s_openapi::api::core::v1::LifecycleHandler>| {
+fn pod_container(
+    path: &str,
+    c: &Container,
+    kind: ContainerKind,
+    request: ContainerRequest,
+) -> Result<PodContainer, EngineError> {
+    let lifecycle = c.lifecycle.as_ref();
+    let exec = |h: Option<&LifecycleHandler>| {
         h.and_then(|h| h.exec.as_ref())
             .and_then(|e| e.command.clone())
     };
-    let lifecycle = c.lifecycle.as_ref();
-    PodContainer {
+    let net = |h: Option<&LifecycleHandler>, what: &str| -> Result<Option<Action>, EngineError> {
+        let Some(h) = h.filter(|h| h.exec.is_none()) else {
+            return Ok(None);
+        };
+        let at = format!("{path}.lifecycle.{what}");
+        if let Some(g) = &h.http_get {
+            return Ok(Some(http_get(&format!("{at}.httpGet"), c, g)?));
+        }
+        if let Some(t) = &h.tcp_socket {
+            return Ok(Some(Action::TcpSocket {
+                host: t.host.clone(),
+                port: port_of(&format!("{at}.tcpSocket.port"), c, &t.port)?,
+            }));
+        }
+        Ok(None)
+    };
+    let pre_stop = lifecycle.and_then(|l| l.pre_stop.as_ref());
+    let post_start = lifecycle.and_then(|l| l.post_start.as_ref());
+    let probe_of = |p: Option<&K8sProbe>, what: &str| {
+        p.map(|p| probe(&format!("{path}.{what}"), c, p))
+            .transpose()
+    };
+    Ok(PodContainer {
         name: c.name.clone(),
         kind,
         request,
-        pre_stop: hook(lifecycle.and_then(|l| l.pre_stop.as_ref())),
-        post_start: hook(lifecycle.and_then(|l| l.post_start.as_ref())),
-    }
+        pre_stop: exec(pre_stop),
+        post_start: exec(post_start),
+        post_start_net: net(post_start, "postStart")?,
+        pre_stop_net: net(pre_stop, "preStop")?,
+        liveness: probe_of(c.liveness_probe.as_ref(), "livenessProbe")?,
+        readiness: probe_of(c.readiness_probe.as_ref(), "readinessProbe")?,
+        startup: probe_of(c.startup_probe.as_ref(), "startupProbe")?,
+    })
+}
+
+/// A probe's or handler's port: a number, or the name of one of the
+/// container's ports.
+fn port_of(path: &str, c: &Container, port: &IntOrString) -> Result<u16, EngineError> {
+    let n = match port {
+        IntOrString::Int(n) => *n,
+        IntOrString::String(name) => match name.parse::<i32>() {
+            Ok(n) => n,
+            Err(_) => c
+                .ports
+                .iter()
+                .flatten()
+                .find(|p| p.name.as_deref() == Some(name.as_str()))
+                .map(|p| p.container_port)
+                .ok_or_else(|| bad(path, format!("no container port named {name:?}")))?,
+        },
+    };
+    u16::try_from(n)
+        .ok()
+        .filter(|&p| p > 0)
+        .ok_or_else(|| bad(path, format!("{n} is not a port (1-65535)")))
+}
+
+fn http_get(path: &str, c: &Container, g: &HTTPGetAction) -> Result<Action, EngineError> {
+    Ok(Action::HttpGet(HttpGet {
+        host: g.host.clone().filter(|h| !h.is_empty()),
+        port: port_of(&format!("{path}.port"), c, &g.port)?,
+        path: g.path.clone().unwrap_or_else(|| "/".into()),
+        headers: g
+            .http_headers
+            .iter()
+            .flatten()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect(),
+        scheme: g.scheme.clone().unwrap_or_else(|| "HTTP".into()),
+    }))
+}
+
+/// A probe with kubelet's defaults.
+fn probe(path: &str, c: &Container, p: &K8sProbe) -> Result<Probe, EngineError> {
+    let action = if let Some(cmd) = p.exec.as_ref().and_then(|e| e.command.clone()) {
+        Action::Exec(cmd)
+    } else if let Some(g) = &p.http_get {
+        http_get(&format!("{path}.httpGet"), c, g)?
+    } else if let Some(t) = &p.tcp_socket {
+        Action::TcpSocket {
+            host: t.host.clone().filter(|h| !h.is_empty()),
+            port: port_of(&format!("{path}.tcpSocket.port"), c, &t.port)?,
+        }
+    } else {
+        return Err(bad(
+            path,
+            "needs exec, httpGet or tcpSocket (grpc is not supported)",
+        ));
+    };
+    let n = |v: Option<i32>, default: u32, min: u32| {
+        v.map(|v| u32::try_from(v).unwrap_or(0).max(min))
+            .unwrap_or(default)
+    };
+    Ok(Probe {
+        action,
+        initial_delay: n(p.initial_delay_seconds, 0, 0),
+        period: n(p.period_seconds, 10, 1),
+        timeout: n(p.timeout_seconds, 1, 1),
+        success_threshold: n(p.success_threshold, 1, 1),
+        failure_threshold: n(p.failure_threshold, 3, 1),
+    })
 }

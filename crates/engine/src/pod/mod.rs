@@ -12,6 +12,7 @@ pub mod deployment;
 pub mod infra;
 pub mod kube;
 mod launch;
+pub mod probe;
 mod record;
 mod status;
 mod supervisor;
@@ -59,6 +60,17 @@ pub struct PodContainer {
     pub pre_stop: Option<Vec<String>>,
     /// `lifecycle.postStart.exec`.
     pub post_start: Option<Vec<String>>,
+    /// `lifecycle.postStart` / `preStop` as httpGet or tcpSocket.
+    #[serde(default)]
+    pub post_start_net: Option<probe::Action>,
+    #[serde(default)]
+    pub pre_stop_net: Option<probe::Action>,
+    #[serde(default)]
+    pub liveness: Option<probe::Probe>,
+    #[serde(default)]
+    pub readiness: Option<probe::Probe>,
+    #[serde(default)]
+    pub startup: Option<probe::Probe>,
 }
 
 /// What to run as one pod.

@@ -14,6 +14,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 
 use super::infra::{self, InfraSpec};
+use super::probe::{self, Action, Kind, Probe};
 use super::record::{ContainerState, Phase, PodRecord};
 use super::{ContainerKind, POD_IP, PodRestart, cgroup};
 use crate::containers::{Engine, EngineError};
@@ -23,6 +24,9 @@ use crate::request::{IpcMode, NetworkMode, PidMode, UtsMode};
 use crate::restart::RestartPolicy;
 use crate::supervisor::LogConfig;
 use crate::time::format_rfc3339_nano;
+
+/// How long a postStart hook may take.
+const HOOK_LIMIT: Duration = Duration::from_secs(30);
 
 fn now() -> String {
     format_rfc3339_nano(SystemTime::now())
@@ -81,6 +85,29 @@ struct Pod<'a> {
     infra: Option<i32>,
     stopping: bool,
     restarts: u32,
+    /// The running probes of each container.
+    probes: HashMap<(usize, Kind), ProbeState>,
+    /// probe child pid -> its probe
+    probe_pids: HashMap<i32, (usize, Kind)>,
+    /// probe results reaped but not yet handled: exit code, None on a
+    /// timeout
+    probe_results: Vec<(usize, Kind, Option<i32>)>,
+    /// container index -> when to SIGKILL it (after a probe or hook
+    /// failure and the stop signal)
+    kill_at: HashMap<usize, Instant>,
+    /// The pod's IP, for network probes.
+    ip: Option<std::net::IpAddr>,
+}
+
+/// One probe of a running container.
+struct ProbeState {
+    probe: Probe,
+    /// When to run it next.
+    next: Instant,
+    successes: u32,
+    failures: u32,
+    /// The check running now: its pid and deadline.
+    running: Option<(i32, Instant)>,
 }
 
 /// Runs pod `id` until it ends or is deleted. `ready` gets one JSON line:
@@ -98,6 +125,11 @@ pub fn run(engine: &Engine, id: &str, ready: Option<File>) -> Result<(), EngineE
         infra: None,
         stopping: false,
         restarts: 0,
+        probes: HashMap::new(),
+        probe_pids: HashMap::new(),
+        probe_results: Vec::new(),
+        kill_at: HashMap::new(),
+        ip: None,
     };
     pod.update(|r| {
         r.supervisor = ProcRef::current();
@@ -168,6 +200,7 @@ impl Pod<'_> {
             let a = self.engine.networks.attach(&self.id, None, &plan.ports)?;
             (Some(a.netns.clone()), a.ip)
         };
+        self.ip = ip;
         self.update(|r| {
             r.netns = netns.clone();
             r.ip = ip;
@@ -338,17 +371,298 @@ impl Pod<'_> {
             }
         }
         let name = status.name.clone();
+        let pc = rec.plan.containers[i].clone();
+        // postStart runs before the container counts as started (as
+        // kubelet's, which blocks on it).
+        let hook_failed = match (&pc.post_start, &pc.post_start_net) {
+            (Some(cmd), _) => self.run_hook(&cid, cmd, HOOK_LIMIT).err(),
+            (None, Some(a)) => self.net_hook(a, HOOK_LIMIT).err(),
+            (None, None) => None,
+        };
+        // Without a readiness probe a running container is ready (once its
+        // startup probe succeeds, if it has one).
+        let ready = pc.readiness.is_none() && pc.startup.is_none() && hook_failed.is_none();
         self.update(|r| {
             let started = now();
             if let Some(c) = r.containers.get_mut(i) {
                 c.state = ContainerState::Running {
                     started_at: started.clone(),
                 };
-                c.ready = true;
+                c.ready = ready;
                 c.starts.push(started);
             }
             r.event("Normal", "Started", format!("Started container {name}"));
+            if let Some(why) = &hook_failed {
+                r.event(
+                    "Warning",
+                    "FailedPostStartHook",
+                    format!("PostStartHook of container {name} failed: {why}"),
+                );
+            }
         })?;
+        if hook_failed.is_some() {
+            self.kill_container(i, &format!("Container {name} failed its postStart hook"));
+            return Ok(());
+        }
+        let at = Instant::now();
+        for (kind, p) in [
+            (Kind::Startup, &pc.startup),
+            (Kind::Liveness, &pc.liveness),
+            (Kind::Readiness, &pc.readiness),
+        ] {
+            if let Some(p) = p {
+                self.probes.insert(
+                    (i, kind),
+                    ProbeState {
+                        probe: p.clone(),
+                        next: at + Duration::from_secs(u64::from(p.initial_delay)),
+                        successes: 0,
+                        failures: 0,
+                        running: None,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The stop signal to container `i`, and SIGKILL after the grace period
+    /// (a failed liveness or startup probe or postStart hook).
+    fn kill_container(&mut self, i: usize, message: &str) {
+        self.drop_probes(i);
+        let Ok(rec) = self.record() else { return };
+        let Some(cid) = rec.containers[i].container_id.clone() else {
+            return;
+        };
+        let _ = self.update(|r| r.event("Normal", "Killing", message));
+        let sig = self
+            .engine
+            .store
+            .load(&cid)
+            .map(|r| r.setup.stop_signal)
+            .unwrap_or(0);
+        let sig = if sig == 0 { libc::SIGTERM } else { sig };
+        if let Ok(n) = pea_runtime::SignalNumber::parse(&sig.to_string()) {
+            let _ = self.engine.runtime.kill(&cid, n, false);
+        }
+        self.kill_at.insert(
+            i,
+            Instant::now() + Duration::from_secs(u64::from(rec.plan.grace_period)),
+        );
+    }
+
+    /// Forgets container `i`'s probes, ending any check still running.
+    fn drop_probes(&mut self, i: usize) {
+        self.probes.retain(|(j, _), _| *j != i);
+        let pids: Vec<i32> = self
+            .probe_pids
+            .iter()
+            .filter(|(_, (j, _))| *j == i)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in pids {
+            // The pid stays in probe_pids until reaped; its result is
+            // ignored as the probe is gone.
+            // SAFETY: kill(2) with a pid and a signal number.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        self.probe_results.retain(|(j, _, _)| *j != i);
+    }
+
+    /// When a probe is next due (or times out), or a container is to be
+    /// killed.
+    fn next_probe_event(&self) -> Option<Instant> {
+        let probes = self
+            .probes
+            .iter()
+            .filter_map(|((i, kind), st)| match st.running {
+                Some((_, deadline)) => Some(deadline),
+                None if self.gated(*i, *kind) => None,
+                None => Some(st.next),
+            });
+        probes.chain(self.kill_at.values().copied()).min()
+    }
+
+    /// Whether probe `kind` of container `i` waits for its startup probe.
+    fn gated(&self, i: usize, kind: Kind) -> bool {
+        kind != Kind::Startup && self.probes.contains_key(&(i, Kind::Startup))
+    }
+
+    /// Handles probe results and timeouts, starts the probes that are due,
+    /// and kills what outlived its grace period.
+    fn tick_probes(&mut self) -> Result<(), EngineError> {
+        let now = Instant::now();
+        let mut results = std::mem::take(&mut self.probe_results);
+        for (&(i, kind), st) in self.probes.iter_mut() {
+            if let Some((pid, deadline)) = st.running
+                && deadline <= now
+            {
+                // SAFETY: kill(2) with a pid and a signal number.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                st.running = None;
+                results.push((i, kind, None));
+            }
+        }
+        for (i, kind, code) in results {
+            self.probe_result(i, kind, code)?;
+        }
+        let due: Vec<(usize, Kind)> = self
+            .probes
+            .iter()
+            .filter(|((i, kind), st)| {
+                st.running.is_none() && st.next <= now && !self.gated(*i, *kind)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            self.launch_probe(key);
+        }
+        let kill = pea_runtime::SignalNumber::parse("9").expect("SIGKILL");
+        let overdue: Vec<usize> = self
+            .kill_at
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(i, _)| *i)
+            .collect();
+        if !overdue.is_empty() {
+            let rec = self.record()?;
+            for i in overdue {
+                self.kill_at.remove(&i);
+                if self.monitors.values().any(|&j| j == i)
+                    && let Some(cid) = &rec.containers[i].container_id
+                {
+                    let _ = self.engine.runtime.kill(cid, kill, true);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts one check of probe `key`: a command in the container, or a
+    /// forked child that makes the network check.
+    fn launch_probe(&mut self, key: (usize, Kind)) {
+        let Some(st) = self.probes.get(&key) else {
+            return;
+        };
+        let probe = st.probe.clone();
+        let now = Instant::now();
+        let timeout = Duration::from_secs(u64::from(probe.timeout));
+        let pid = match &probe.action {
+            Action::Exec(cmd) => self
+                .record()
+                .ok()
+                .and_then(|r| r.containers[key.0].container_id.clone())
+                .and_then(|cid| {
+                    let req = crate::containers::ExecRequest {
+                        command: cmd.clone(),
+                        ..Default::default()
+                    };
+                    crate::containers::exec(self.engine, &cid, &req).ok()
+                }),
+            action => {
+                // SAFETY: this process has one thread, so the child may run
+                // any code after fork; it ends with _exit.
+                match unsafe { fork() } {
+                    Ok(ForkResult::Child) => {
+                        let code = probe::check(action, self.ip, timeout);
+                        // SAFETY: _exit(2) ends the child without running
+                        // the parent's atexit handlers or destructors.
+                        unsafe { libc::_exit(code) }
+                    }
+                    Ok(ForkResult::Parent { child }) => Some(child.as_raw()),
+                    Err(_) => None,
+                }
+            }
+        };
+        let Some(st) = self.probes.get_mut(&key) else {
+            return;
+        };
+        st.next = now + Duration::from_secs(u64::from(probe.period));
+        match pid {
+            Some(pid) => {
+                st.running = Some((pid, now + timeout));
+                self.probe_pids.insert(pid, key);
+            }
+            // It could not even start: a failure.
+            None => self.probe_results.push((key.0, key.1, Some(126))),
+        }
+    }
+
+    /// Counts one result of probe `kind` of container `i` and acts on it
+    /// as kubelet does.
+    fn probe_result(&mut self, i: usize, kind: Kind, code: Option<i32>) -> Result<(), EngineError> {
+        let Some(st) = self.probes.get_mut(&(i, kind)) else {
+            return Ok(());
+        };
+        st.running = None;
+        let ok = code == Some(0);
+        if ok {
+            st.successes += 1;
+            st.failures = 0;
+        } else {
+            st.failures += 1;
+            st.successes = 0;
+        }
+        let (successes, failures) = (st.successes, st.failures);
+        let probe = st.probe.clone();
+        let rec = self.record()?;
+        let name = rec.containers[i].name.clone();
+        let has_readiness = rec.plan.containers[i].readiness.is_some();
+        if ok {
+            if successes < probe.success_threshold {
+                return Ok(());
+            }
+            match kind {
+                Kind::Readiness => {
+                    if !rec.containers[i].ready {
+                        self.update(|r| r.containers[i].ready = true)?;
+                    }
+                }
+                Kind::Startup => {
+                    self.probes.remove(&(i, kind));
+                    let now = Instant::now();
+                    for (&(j, _), st) in self.probes.iter_mut() {
+                        if j == i && st.next < now {
+                            st.next = now;
+                        }
+                    }
+                    if !has_readiness {
+                        self.update(|r| r.containers[i].ready = true)?;
+                    }
+                }
+                Kind::Liveness => {}
+            }
+            return Ok(());
+        }
+        let why = probe::failure_message(&probe.action, code, probe.timeout);
+        self.update(|r| {
+            r.event(
+                "Warning",
+                "Unhealthy",
+                format!("{} probe failed: {why}", kind.word()),
+            );
+        })?;
+        if failures < probe.failure_threshold {
+            return Ok(());
+        }
+        match kind {
+            Kind::Readiness => {
+                if rec.containers[i].ready {
+                    self.update(|r| r.containers[i].ready = false)?;
+                }
+            }
+            Kind::Liveness | Kind::Startup => {
+                let what = if kind == Kind::Liveness {
+                    "liveness"
+                } else {
+                    "startup"
+                };
+                self.kill_container(
+                    i,
+                    &format!("Container {name} failed {what} probe, will be restarted"),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -361,21 +675,34 @@ impl Pod<'_> {
                 Pid::from_raw(-1),
                 Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
             ) {
-                Ok(WaitStatus::Exited(p, _)) | Ok(WaitStatus::Signaled(p, _, _)) => {
-                    let pid = p.as_raw();
-                    if Some(pid) == self.infra {
-                        self.infra = None;
-                        let _ = self.update(|r| {
-                            r.event("Warning", "SandboxDied", "the infra process ended")
-                        });
-                    }
-                    if let Some(i) = self.monitors.remove(&pid) {
-                        ended.push((i, self.exit_code(i)));
-                    }
+                Ok(WaitStatus::Exited(p, code)) => self.reaped(p.as_raw(), code, &mut ended),
+                Ok(WaitStatus::Signaled(p, sig, _)) => {
+                    self.reaped(p.as_raw(), 128 + sig as i32, &mut ended)
                 }
                 Ok(WaitStatus::StillAlive) | Err(_) => return ended,
                 Ok(_) => {}
             }
+        }
+    }
+
+    /// Accounts for child `pid` that ended with `code`.
+    fn reaped(&mut self, pid: i32, code: i32, ended: &mut Vec<(usize, i32)>) {
+        if let Some((i, kind)) = self.probe_pids.remove(&pid) {
+            if self
+                .probes
+                .get(&(i, kind))
+                .is_some_and(|st| st.running.is_some_and(|(p, _)| p == pid))
+            {
+                self.probe_results.push((i, kind, Some(code)));
+            }
+            return;
+        }
+        if Some(pid) == self.infra {
+            self.infra = None;
+            let _ = self.update(|r| r.event("Warning", "SandboxDied", "the infra process ended"));
+        }
+        if let Some(i) = self.monitors.remove(&pid) {
+            ended.push((i, self.exit_code(i)));
         }
     }
 
@@ -408,7 +735,9 @@ impl Pod<'_> {
                 }
                 self.after_exit(j, code)?;
             }
-            match wait_signal(None) {
+            self.tick_probes()?;
+            let next = self.next_probe_event();
+            match wait_signal(next.map(|t| t.saturating_duration_since(Instant::now()))) {
                 Wake::Stop if self.delete_requested() => {
                     self.stopping = true;
                     return Ok(None);
@@ -429,6 +758,10 @@ impl Pod<'_> {
             if left.is_zero() {
                 return Ok(true);
             }
+            let left = match self.next_probe_event() {
+                Some(p) => left.min(p.saturating_duration_since(Instant::now())),
+                None => left,
+            };
             match wait_signal(Some(left)) {
                 Wake::Stop if self.delete_requested() => {
                     self.stopping = true;
@@ -441,12 +774,15 @@ impl Pod<'_> {
                 }
                 _ => {}
             }
+            self.tick_probes()?;
         }
     }
 
     /// Records container `i`'s end and decides on a restart (a timer);
     /// whether the pod goes on.
     fn after_exit(&mut self, i: usize, code: i32) -> Result<bool, EngineError> {
+        self.drop_probes(i);
+        self.kill_at.remove(&i);
         let rec = self.record()?;
         let plan = &rec.plan;
         let kind = plan.containers[i].kind;
@@ -573,7 +909,12 @@ impl Pod<'_> {
                 self.stop_all(0)?;
                 return Ok(());
             }
-            let next = self.timers.values().min().copied();
+            let next = self
+                .timers
+                .values()
+                .copied()
+                .chain(self.next_probe_event())
+                .min();
             let wake = wait_signal(next.map(|t| t.saturating_duration_since(Instant::now())));
             match wake {
                 Wake::Stop if self.delete_requested() => {
@@ -604,6 +945,7 @@ impl Pod<'_> {
                 self.update(|r| r.containers[i].restart_count += 1)?;
                 self.start(i)?;
             }
+            self.tick_probes()?;
         }
     }
 
@@ -611,6 +953,10 @@ impl Pod<'_> {
     /// every running container.
     fn stop_all(&mut self, grace: u32) -> Result<(), EngineError> {
         self.timers.clear();
+        self.kill_at.clear();
+        for i in 0..self.record()?.containers.len() {
+            self.drop_probes(i);
+        }
         let rec = self.record()?;
         let running: Vec<usize> = self.monitors.values().copied().collect();
         for &i in &running {
@@ -625,8 +971,20 @@ impl Pod<'_> {
                     format!("Stopping container {}", c.name),
                 )
             });
-            if let Some(cmd) = &c.pre_stop {
-                self.run_hook(&cid, cmd, Duration::from_secs(u64::from(grace)));
+            let limit = Duration::from_secs(u64::from(grace));
+            let failed = match (&c.pre_stop, &c.pre_stop_net) {
+                (Some(cmd), _) => self.run_hook(&cid, cmd, limit).err(),
+                (None, Some(a)) => self.net_hook(a, limit).err(),
+                (None, None) => None,
+            };
+            if let Some(why) = failed {
+                let _ = self.update(|r| {
+                    r.event(
+                        "Warning",
+                        "FailedPreStopHook",
+                        format!("PreStopHook of container {} failed: {why}", c.name),
+                    )
+                });
             }
             let sig = self
                 .engine
@@ -662,15 +1020,14 @@ impl Pod<'_> {
         Ok(())
     }
 
-    /// Runs a hook command in container `cid`, waiting at most `limit`.
-    fn run_hook(&mut self, cid: &str, cmd: &[String], limit: Duration) {
+    /// Runs a hook command in container `cid`, waiting at most `limit`;
+    /// why it failed, if it did.
+    fn run_hook(&mut self, cid: &str, cmd: &[String], limit: Duration) -> Result<(), String> {
         let req = crate::containers::ExecRequest {
             command: cmd.to_vec(),
             ..Default::default()
         };
-        let Ok(pid) = crate::containers::exec(self.engine, cid, &req) else {
-            return;
-        };
+        let pid = crate::containers::exec(self.engine, cid, &req).map_err(|e| e.to_string())?;
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             match waitpid(
@@ -678,11 +1035,35 @@ impl Pod<'_> {
                 Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
             ) {
                 Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(20)),
-                _ => return,
+                Ok(WaitStatus::Exited(_, 0)) => return Ok(()),
+                Ok(WaitStatus::Exited(_, c)) => {
+                    return Err(format!("command {cmd:?} exited with code {c}"));
+                }
+                Ok(WaitStatus::Signaled(_, s, _)) => {
+                    return Err(format!("command {cmd:?} was killed by {s}"));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(format!("wait for {cmd:?}: {e}")),
             }
         }
         // SAFETY: kill(2) with a pid and a signal number.
         unsafe { libc::kill(pid, libc::SIGKILL) };
+        Err(format!(
+            "command {cmd:?} timed out after {}s",
+            limit.as_secs()
+        ))
+    }
+
+    /// An httpGet or tcpSocket hook, done here (blocking at most `limit`).
+    fn net_hook(&self, action: &Action, limit: Duration) -> Result<(), String> {
+        match probe::check(action, self.ip, limit.max(Duration::from_secs(1))) {
+            probe::OK => Ok(()),
+            code => Err(probe::failure_message(
+                action,
+                Some(code),
+                limit.as_secs() as u32,
+            )),
+        }
     }
 
     /// Ends the infra process and frees the network and cgroup; with

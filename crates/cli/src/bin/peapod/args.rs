@@ -189,8 +189,18 @@ pub struct RmContainersArgs {
 
 #[derive(Args, Debug)]
 pub struct WaitArgs {
+    /// Containers; with --for, pods (pod/NAME).
     #[arg(required = true)]
     pub containers: Vec<String>,
+    /// As kubectl wait: condition=Ready or delete (for pods).
+    #[arg(long = "for", value_name = "CONDITION")]
+    pub for_: Option<String>,
+    /// With --for: how long to wait (30s, 2m).
+    #[arg(long, default_value = "30s")]
+    pub timeout: String,
+    /// With --for: the pods' namespace.
+    #[arg(short = 'n', long = "namespace", default_value = "default")]
+    pub namespace: String,
 }
 
 #[derive(Args, Debug)]

@@ -754,3 +754,89 @@ pub fn pod_ns(engine: &Engine, cmd: &PodCommand) -> Result<()> {
     )?;
     Ok(())
 }
+
+/// `--timeout`: seconds, or a number with s, m or h.
+fn wait_timeout(s: &str) -> Result<Duration> {
+    let (n, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = n
+        .parse()
+        .ok()
+        .filter(|n: &f64| *n >= 0.0)
+        .with_context(|| format!("--timeout {s:?}: use 30s, 2m or 1h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "ms" => n / 1000.0,
+        _ => bail!("--timeout {s:?}: use 30s, 2m or 1h"),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `peapod wait --for=condition=Ready pod/NAME` and `--for=delete`, as
+/// kubectl wait.
+pub fn wait(engine: &Engine, a: &crate::args::WaitArgs) -> Result<()> {
+    let cond = a.for_.as_deref().unwrap_or_default();
+    let want_delete = cond == "delete";
+    let want_ready = match cond.strip_prefix("condition=") {
+        Some(c) => {
+            let (c, value) = c.split_once('=').unwrap_or((c, "true"));
+            if !matches!(c.to_ascii_lowercase().as_str(), "ready" | "containersready") {
+                bail!(
+                    "--for {cond:?}: peapod waits for condition=Ready, condition=ContainersReady or delete"
+                );
+            }
+            !value.eq_ignore_ascii_case("false")
+        }
+        None if want_delete => true,
+        None => bail!("--for {cond:?}: use condition=Ready or delete"),
+    };
+    let deadline = std::time::Instant::now() + wait_timeout(&a.timeout)?;
+    for target in &a.containers {
+        let name = match target.split_once('/') {
+            Some(("pod" | "pods" | "po", n)) => n,
+            Some((kind, _)) => bail!("{target}: peapod waits for pods (pod/NAME), not {kind}"),
+            None => target.as_str(),
+        };
+        if !want_delete {
+            // Fails now when there is no such pod, as kubectl does.
+            find_pod(engine, &a.namespace, name)?;
+        }
+        loop {
+            let pod = engine.pods.find(&a.namespace, name)?;
+            let done = match &pod {
+                None => want_delete,
+                Some(_) if want_delete => false,
+                Some(p) => {
+                    let s = p.summary();
+                    let ready = p.phase == peapod_engine::pod::Phase::Running
+                        && s.total > 0
+                        && s.ready == s.total;
+                    if want_ready && !ready && p.finished.is_some() {
+                        bail!(
+                            "pod/{name} ended (phase {:?}) without becoming ready",
+                            p.phase
+                        );
+                    }
+                    ready == want_ready
+                }
+            };
+            if done {
+                if want_delete {
+                    println!("pod/{name} deleted");
+                } else {
+                    println!("pod/{name} condition met");
+                }
+                break;
+            }
+            if std::time::Instant::now() >= deadline {
+                bail!("timed out waiting for the condition on pods/{name}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    Ok(())
+}

@@ -93,6 +93,7 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         Command::Restart(a) => containers::restart(&engine(&cli)?, a),
         Command::Kill(a) => containers::kill(&engine(&cli)?, a),
         Command::Rm(a) => containers::rm(&engine(&cli)?, a),
+        Command::Wait(a) if a.for_.is_some() => kube_cmd::wait(&engine(&cli)?, a),
         Command::Wait(a) => containers::wait(&engine(&cli)?, a),
         Command::Logs(a) => containers::logs(&engine(&cli)?, a),
         Command::Exec(a) => containers::exec(&engine(&cli)?, a),

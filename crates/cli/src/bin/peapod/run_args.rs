@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use peapod_engine::request::{
-    ContainerRequest, IpcMode, NetworkMode, PidMode, PortMapping, Resources, SecurityOpts,
-    TmpfsSpec, Ulimit, UsernsMode, UtsMode, VolumeSpec,
+    ContainerRequest, DnsBase, DnsConfig, IpcMode, NetworkMode, PidMode, PortMapping, Resources,
+    SecurityOpts, TmpfsSpec, Ulimit, UsernsMode, UtsMode, VolumeSpec,
 };
 use peapod_engine::request_parse::{self as parse, host_env};
 use peapod_engine::restart::RestartPolicy;
@@ -120,6 +120,24 @@ pub struct CreateFlags {
     /// The cgroup to put the container's cgroup under (default /peapod).
     #[arg(long = "cgroup-parent")]
     pub cgroup_parent: Option<String>,
+    /// Add a line to /etc/hosts (NAME:IP).
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
+    /// A nameserver for /etc/resolv.conf (replaces the host's).
+    #[arg(long = "dns", value_name = "IP")]
+    pub dns: Vec<String>,
+    /// A search domain for /etc/resolv.conf.
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// A resolv.conf option (ndots:2, edns0).
+    #[arg(long = "dns-option", value_name = "OPTION")]
+    pub dns_option: Vec<String>,
+    /// Another group id for the process.
+    #[arg(long = "group-add", value_name = "GID")]
+    pub group_add: Vec<String>,
+    /// A namespaced kernel parameter (KEY=VALUE).
+    #[arg(long = "sysctl", value_name = "KEY=VALUE")]
+    pub sysctl: Vec<String>,
     /// The image.
     pub image: String,
     /// The command and its arguments (default: the image's).
@@ -226,6 +244,65 @@ impl CreateFlags {
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,
             cgroup_parent: self.cgroup_parent.clone(),
+            extra_hosts: self
+                .add_host
+                .iter()
+                .map(|h| parse_add_host(h))
+                .collect::<Result<_>>()?,
+            dns: self.dns_config()?,
+            group_add: self
+                .group_add
+                .iter()
+                .map(|g| {
+                    g.parse::<u32>()
+                        .map_err(|_| anyhow::anyhow!("--group-add {g:?}: give a numeric group id"))
+                })
+                .collect::<Result<_>>()?,
+            sysctls: self
+                .sysctl
+                .iter()
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+                    _ => anyhow::bail!("--sysctl {kv:?}: use KEY=VALUE (net.ipv4.ip_forward=1)"),
+                })
+                .collect::<Result<_>>()?,
         })
     }
+
+    fn dns_config(&self) -> Result<Option<DnsConfig>> {
+        if self.dns.is_empty() && self.dns_search.is_empty() && self.dns_option.is_empty() {
+            return Ok(None);
+        }
+        let nameservers = self
+            .dns
+            .iter()
+            .map(|d| {
+                d.parse()
+                    .map_err(|_| anyhow::anyhow!("--dns {d:?}: give an IP address"))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Some(DnsConfig {
+            nameservers,
+            searches: self.dns_search.clone(),
+            options: self.dns_option.clone(),
+            base: DnsBase::Replace,
+        }))
+    }
+}
+
+/// `--add-host NAME:IP` (IPv6 addresses may be in brackets; Docker's
+/// `NAME=IP` too).
+fn parse_add_host(v: &str) -> Result<(String, std::net::IpAddr)> {
+    let (name, ip) = v
+        .split_once('=')
+        .or_else(|| v.split_once(':'))
+        .ok_or_else(|| anyhow::anyhow!("--add-host {v:?}: use NAME:IP"))?;
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    let ip = ip
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--add-host {v:?}: {ip:?} is not an IP address"))?;
+    if name.is_empty() {
+        anyhow::bail!("--add-host {v:?}: the name is empty");
+    }
+    Ok((name.to_string(), ip))
 }
