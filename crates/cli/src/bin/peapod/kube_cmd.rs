@@ -291,7 +291,7 @@ pub fn get(engine: &Engine, a: &GetArgs) -> Result<()> {
                 "NAME", "READY", "STATUS", "RESTARTS", "AGE"
             )?;
             if wide {
-                write!(out, " {:<15} {}", "IP", "NODE")?;
+                write!(out, " {:<15} NODE", "IP")?;
             }
             writeln!(out)?;
             let node = nix::unistd::gethostname()
@@ -331,8 +331,8 @@ pub fn get(engine: &Engine, a: &GetArgs) -> Result<()> {
             }
             if let Some(o @ (Output::Json | Output::Yaml)) = a.output {
                 let items = jobs
-                    .iter()
-                    .filter_map(|(_, ps)| {
+                    .values()
+                    .filter_map(|ps| {
                         let mut j = ps.first()?.manifest.get("job")?.clone();
                         let done = ps.iter().filter(|p| p.phase == peapod_engine::pod::Phase::Succeeded).count();
                         let failed = ps.iter().filter(|p| p.phase == peapod_engine::pod::Phase::Failed).count();
@@ -348,8 +348,8 @@ pub fn get(engine: &Engine, a: &GetArgs) -> Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<24} {:<10} {:<12} {:<10} {}",
-                "NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"
+                "{:<24} {:<10} {:<12} {:<10} AGE",
+                "NAME", "STATUS", "COMPLETIONS", "DURATION"
             );
             for (name, ps) in &jobs {
                 let done = ps
@@ -506,11 +506,7 @@ pub fn describe(engine: &Engine, a: &DescribeArgs) -> Result<()> {
     }
     writeln!(o, "QoS Class:    {}", p.plan.qos)?;
     writeln!(o, "Events:")?;
-    writeln!(
-        o,
-        "  {:<8} {:<14} {:<8} {}",
-        "Type", "Reason", "Age", "Message"
-    )?;
+    writeln!(o, "  {:<8} {:<14} {:<8} Message", "Type", "Reason", "Age")?;
     for e in &p.events {
         writeln!(
             o,
