@@ -404,3 +404,85 @@ fn run_flags_for_hosts_dns_groups_and_sysctls() {
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("--add-host"), "{err}");
 }
+
+#[test]
+fn startup_probe_and_failed_post_start_kill_their_containers() {
+    if !ready_for_tests() {
+        return;
+    }
+    let pp = Peapod::new("pod-startup");
+    let name = "gated";
+    let _pods = apply(
+        &pp,
+        name,
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: gated
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: slow
+      image: busybox
+      command: ["sh", "-c", "sleep 8; touch /tmp/up; sleep 3600"]
+      startupProbe:
+        exec:
+          command: ["cat", "/tmp/up"]
+        periodSeconds: 1
+        failureThreshold: 30
+      livenessProbe:
+        exec:
+          command: ["cat", "/tmp/up"]
+        periodSeconds: 1
+      readinessProbe:
+        exec:
+          command: ["cat", "/tmp/up"]
+        periodSeconds: 1
+    - name: never
+      image: busybox
+      command: ["sleep", "3600"]
+      startupProbe:
+        httpGet:
+          port: 8081
+        periodSeconds: 1
+        failureThreshold: 2
+    - name: badhook
+      image: busybox
+      command: ["sleep", "3600"]
+      lifecycle:
+        postStart:
+          exec:
+            command: ["false"]
+"#,
+    );
+    assert!(
+        wait_for(POD_TIMEOUT, || {
+            let d = describe(&pp, name);
+            d.contains("Container never failed startup probe, will be restarted")
+                && d.contains("FailedPostStartHook")
+        }),
+        "no kills:\n{}",
+        describe(&pp, name)
+    );
+    // The slow starter becomes ready once its startup probe passes, and
+    // its liveness probe (gated until then) never failed.
+    let slow_ready = || {
+        let v: serde_json::Value =
+            serde_json::from_str(&pp.ok(&["get", "pod", name, "-o", "json"])).expect("json");
+        v["status"]["containerStatuses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["name"] == "slow" && c["ready"] == true)
+    };
+    assert!(!slow_ready(), "slow is ready before it started");
+    assert!(
+        wait_for(POD_TIMEOUT, slow_ready),
+        "slow never became ready:\n{}",
+        describe(&pp, name)
+    );
+    assert!(describe(&pp, name).contains("Startup probe failed"));
+    let d = describe(&pp, name);
+    assert!(!d.contains("Liveness probe failed"), "{d}");
+    assert!(!d.contains("Readiness probe failed"), "{d}");
+}

@@ -75,7 +75,16 @@ pub const BAD_STATUS: i32 = 2;
 pub const UNSUPPORTED: i32 = 3;
 
 /// Why a check failed, from its exit code (or a timeout).
-pub fn failure_message(action: &Action, code: Option<i32>, timeout: u32) -> String {
+pub fn failure_message(
+    action: &Action,
+    code: Option<i32>,
+    timeout: u32,
+    pod_ip: Option<IpAddr>,
+) -> String {
+    let host = |h: &Option<String>| match h {
+        Some(h) => h.clone(),
+        None => pod_ip.map_or_else(|| "127.0.0.1".into(), |i| i.to_string()),
+    };
     match (action, code) {
         (_, None) => format!("the probe timed out after {timeout}s"),
         (Action::Exec(cmd), Some(c)) => {
@@ -88,14 +97,15 @@ pub fn failure_message(action: &Action, code: Option<i32>, timeout: u32) -> Stri
                 _ => "connection failed",
             };
             format!(
-                "Get \"{}{}\" (port {}): {what}",
+                "Get \"{}{}:{}{}\": {what}",
                 h.scheme_lower(),
-                h.path,
-                h.port
+                host(&h.host),
+                h.port,
+                h.path
             )
         }
-        (Action::TcpSocket { port, .. }, Some(_)) => {
-            format!("dial tcp port {port}: connection refused")
+        (Action::TcpSocket { host: h, port }, Some(_)) => {
+            format!("dial tcp {}:{port}: connection refused", host(h))
         }
     }
 }

@@ -248,6 +248,11 @@ impl Pod<'_> {
             };
             req.uts = UtsMode::Private;
             req.hostname = Some(plan.hostname.clone());
+            // As kubelet's hosts file: the pod's IP names the pod, before
+            // the hostAliases.
+            if let Some(ip) = ip {
+                req.extra_hosts.insert(0, (plan.hostname.clone(), ip));
+            }
             req.cgroup_parent = Some(cgroup_parent.clone());
             req.restart = RestartPolicy::No;
             req.auto_remove = false;
@@ -634,7 +639,7 @@ impl Pod<'_> {
             }
             return Ok(());
         }
-        let why = probe::failure_message(&probe.action, code, probe.timeout);
+        let why = probe::failure_message(&probe.action, code, probe.timeout, self.ip);
         self.update(|r| {
             r.event(
                 "Warning",
@@ -1062,6 +1067,7 @@ impl Pod<'_> {
                 action,
                 Some(code),
                 limit.as_secs() as u32,
+                self.ip,
             )),
         }
     }
