@@ -470,3 +470,39 @@ fn recreate_strategy_stops_the_old_pods_before_the_new_ones() {
         "{describe}"
     );
 }
+
+#[test]
+fn a_pod_whose_supervisor_died_is_replaced() {
+    if !usable() || !have_cni() {
+        return;
+    }
+    let pp = Peapod::new("deploy-lost");
+    let _cleanup = Cleanup {
+        pp: &pp,
+        what: vec![("deployment", "lost".into())],
+    };
+    let m = write_manifest(&pp, "lost.yaml", &web("lost", 2, "l"));
+    pp.ok(&["apply", "-f", &m]);
+    let first = wait_pods(&pp, 2);
+    let id = pod_ids(&pp).into_iter().next().expect("a pod record");
+    let rec: Value = serde_json::from_slice(
+        &std::fs::read(pp.root.join("pods").join(&id).join("pod.json")).expect("pod record"),
+    )
+    .expect("pod JSON");
+    let name = rec["name"].as_str().expect("pod name").to_string();
+    let pid = rec["supervisor"]["pid"].as_i64().expect("supervisor pid") as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the pod's supervisor");
+    let mut last = Vec::new();
+    let replaced = wait_for(POD_TIMEOUT, || {
+        last = pods(&pp);
+        last.len() == 2 && last.iter().all(|p| p.running_ready && p.name != name)
+    });
+    assert!(replaced, "{name} was not replaced: {last:#?}");
+    assert!(first.iter().any(|p| p.name == name));
+    let left = pp.leftovers(&id);
+    assert!(left.is_empty(), "pod {id} left: {left:?}");
+}

@@ -50,6 +50,13 @@ fn wait_signal(timeout: Duration) -> bool {
     matches!(sig, libc::SIGTERM | libc::SIGINT | libc::SIGHUP)
 }
 
+/// How long ago `created` (RFC 3339) was.
+fn age(created: &str) -> Duration {
+    crate::time::parse_rfc3339(created)
+        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+        .unwrap_or_default()
+}
+
 /// Reaps ended children (pod supervisors this process started).
 fn reap() {
     while let Ok(s) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
@@ -171,6 +178,12 @@ impl Controller<'_> {
             }
             if matches!(p.phase, Phase::Failed | Phase::Succeeded) {
                 self.delete(&p, &format!("pod {} ended ({:?})", p.name, p.phase));
+                continue;
+            }
+            // Its supervisor died (this process makes pods one at a time
+            // and each has its supervisor once made).
+            if !p.supervised() && age(&p.created) > Duration::from_secs(5) {
+                self.delete(&p, &format!("the supervisor of pod {} is gone", p.name));
                 continue;
             }
             live.push(p);
