@@ -154,6 +154,9 @@ pub fn rollout(engine: &Engine, c: &RolloutCommand) -> Result<()> {
         bail!("rollout status: only deployments roll out");
     }
     let timeout = duration(&a.timeout)?;
+    // Nothing moves without its controller: start it again if it died.
+    find(engine, kind, &a.namespace, &name)?;
+    engine.ensure_controller(kind, &a.namespace, &name)?;
     let deadline = (!timeout.is_zero()).then(|| Instant::now() + timeout);
     let mut last = String::new();
     loop {
