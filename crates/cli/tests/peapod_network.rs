@@ -245,7 +245,6 @@ fn veths() -> usize {
 /// lives there). peapod joins the IPC namespace only; the fix needs a
 /// host-side shm tmpfs per shareable container, bound into both.
 #[test]
-#[ignore = "known gap: --ipc container:X does not share X's /dev/shm"]
 fn ipc_container_shares_dev_shm() {
     if !usable() {
         return;

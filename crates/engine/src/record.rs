@@ -153,6 +153,10 @@ pub struct Setup {
     pub stop_timeout: u32,
     pub tty: bool,
     pub interactive: bool,
+    /// The host tmpfs bound as its /dev/shm (shared with containers that
+    /// join its IPC namespace).
+    #[serde(default)]
+    pub shm: Option<PathBuf>,
     /// Private uid/gid range start, with `--userns auto`.
     pub userns_range: Option<u32>,
 }

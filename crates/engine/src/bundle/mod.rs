@@ -91,6 +91,9 @@ pub struct BundleContext<'a> {
     pub userns: Option<IdMapping>,
     /// e.g. "/peapod/<id>".
     pub cgroups_path: String,
+    /// A host directory (a tmpfs) to bind as /dev/shm, so that containers
+    /// joining this one's IPC namespace share its POSIX shared memory.
+    pub shm: Option<PathBuf>,
 }
 
 /// One mount as `inspect` shows it (Docker's "Mounts").

@@ -63,6 +63,11 @@ fn defaults(req: &ContainerRequest, ctx: &BundleContext) -> Vec<Value> {
         if m["destination"] == "/dev/shm" && ctx.namespaces.ipc == NsChoice::Host {
             *m = json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm",
                         "options": ["rbind", "nosuid", "noexec", "nodev"]});
+        } else if m["destination"] == "/dev/shm"
+            && let Some(shm) = &ctx.shm
+        {
+            *m = json!({"destination": "/dev/shm", "type": "bind", "source": shm,
+                        "options": ["rbind", "nosuid", "noexec", "nodev"]});
         }
     }
     mounts

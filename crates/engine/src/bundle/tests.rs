@@ -73,6 +73,7 @@ impl Fixture {
             volumes: &self.store,
             userns: self.userns.clone(),
             cgroups_path: format!("/peapod/{ID}"),
+            shm: None,
         };
         let out = write_bundle(req, &ctx)?;
         let spec = serde_json::from_slice(&fs::read(bundle.join("config.json")).unwrap()).unwrap();

@@ -17,6 +17,7 @@ struct Undo<'a> {
     engine: &'a Engine,
     id: String,
     rootfs: Option<PathBuf>,
+    shm: Option<PathBuf>,
     snapshot: Option<(peapod_image::ImageService, String)>,
     network: bool,
     userns: bool,
@@ -35,6 +36,9 @@ impl Drop for Undo<'_> {
         }
         if let Some(rootfs) = &self.rootfs {
             let _ = mount::unmount(rootfs);
+        }
+        if let Some(shm) = &self.shm {
+            let _ = mount::unmount(shm);
         }
         if let Some((images, key)) = &self.snapshot {
             let _ = images.snapshots().remove(key);
@@ -91,6 +95,7 @@ impl Engine {
             engine: self,
             id: id.clone(),
             rootfs: None,
+            shm: None,
             snapshot: None,
             network: false,
             userns: false,
@@ -133,6 +138,16 @@ impl Engine {
             }
             UsernsMode::KeepId => Some(crate::userns::keep_id_for_caller()),
         };
+        let shm = match &req.ipc {
+            IpcMode::Private | IpcMode::Shareable => {
+                let p = dir.join("shm");
+                mount_shm(&p)?;
+                undo.shm = Some(p.clone());
+                Some(p)
+            }
+            IpcMode::Container(c) => self.store.resolve(c)?.setup.shm.filter(|p| p.exists()),
+            IpcMode::Host | IpcMode::Namespace(_) => None,
+        };
         let bundle = dir.join("bundle");
         std::fs::create_dir_all(&bundle).map_err(io("bundle directory", &bundle))?;
         let out = write_bundle(
@@ -153,6 +168,7 @@ impl Engine {
                         .unwrap_or("/peapod")
                         .trim_end_matches('/')
                 ),
+                shm: shm.clone(),
             },
         );
         let out = out?;
@@ -178,6 +194,7 @@ impl Engine {
                 .collect();
             r.setup.anonymous_volumes = out.anonymous_volumes.clone();
             r.setup.stop_signal = out.stop_signal;
+            r.setup.shm = shm.clone();
             r.setup.stop_timeout = req.stop_timeout.unwrap_or(10);
             r.setup.tty = req.tty;
             r.setup.interactive = req.interactive;
@@ -233,4 +250,24 @@ fn process_args(bundle: &Path) -> Vec<String> {
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| serde_json::from_value(v["process"]["args"].clone()).ok())
         .unwrap_or_default()
+}
+
+/// The container's own /dev/shm: a 64 MiB tmpfs on the host (as Docker's),
+/// so that containers joining its IPC namespace can share it.
+fn mount_shm(path: &Path) -> Result<(), EngineError> {
+    use nix::mount::{MsFlags, mount};
+    std::fs::create_dir_all(path).map_err(io("shm directory", path))?;
+    mount(
+        Some("shm"),
+        path,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=1777,size=65536k"),
+    )
+    .map_err(|e| {
+        EngineError::Invalid(format!(
+            "mount the container's /dev/shm on {}: {e}",
+            path.display()
+        ))
+    })
 }

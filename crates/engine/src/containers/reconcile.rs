@@ -76,7 +76,7 @@ impl Engine {
         Ok(out)
     }
 
-    /// Unmounts `<containers>/<id>/rootfs` of ids without a record, then
+    /// Unmounts `<containers>/<id>/rootfs` (and `shm`) of ids without a record, then
     /// removes such directories once nothing is mounted under them.
     fn reconcile_rootfs(&self, live: &HashSet<String>) -> Result<Vec<PathBuf>, EngineError> {
         let root = self.store.root();
@@ -91,7 +91,7 @@ impl Engine {
                 continue;
             };
             let id = id.as_os_str().to_string_lossy();
-            if leaf.as_os_str() == "rootfs"
+            if (leaf.as_os_str() == "rootfs" || leaf.as_os_str() == "shm")
                 && validate_id(&id).is_ok()
                 && !live.contains(&*id)
                 && self.store.load(&id).is_err()

@@ -62,6 +62,7 @@ impl Engine {
         self.networks.detach(id)?;
         let rootfs = self.store.dir(id).join("rootfs");
         mount::unmount(&rootfs).map_err(peapod_image::ImageError::from)?;
+        mount::unmount(&self.store.dir(id).join("shm")).map_err(peapod_image::ImageError::from)?;
         if !record.setup.snapshot.is_empty() {
             let images = self.images()?;
             match images.snapshots().remove(&record.setup.snapshot) {
