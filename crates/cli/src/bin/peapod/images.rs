@@ -235,9 +235,30 @@ pub fn prune(svc: &ImageService) -> anyhow::Result<()> {
     report_gc(svc)
 }
 
-pub fn inspect(svc: &ImageService, a: &InspectArgs) -> anyhow::Result<()> {
+/// `image inspect`: each name is an image, or else a container, shown with
+/// its own overlay paths (as `docker inspect` shows both).
+pub fn inspect(
+    svc: &ImageService,
+    a: &InspectArgs,
+    container: &dyn Fn(&str) -> Option<Value>,
+) -> anyhow::Result<()> {
     let mut out = Vec::new();
     for name in &a.images {
+        match image_value(svc, name) {
+            Ok(v) => out.push(v),
+            Err(e) => match container(name) {
+                Some(v) => out.push(v),
+                None => return Err(e),
+            },
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+/// One image as `image inspect` shows it.
+pub fn image_value(svc: &ImageService, name: &str) -> anyhow::Result<Value> {
+    {
         let img = svc.load(name)?;
         let names: Vec<String> = svc
             .records()?
@@ -250,7 +271,7 @@ pub fn inspect(svc: &ImageService, a: &InspectArgs) -> anyhow::Result<()> {
             Some(Ok(g)) => serde_json::to_value(g)?,
             _ => Value::Null,
         };
-        out.push(json!({
+        Ok(json!({
             "Id": img.id().to_string(),
             "RepoTags": names,
             "RepoDigests": [img.record.index.as_ref().unwrap_or(&img.record.target).digest.to_string()],
@@ -265,10 +286,8 @@ pub fn inspect(svc: &ImageService, a: &InspectArgs) -> anyhow::Result<()> {
             "Layers": img.manifest.layers,
             "History": img.config.history,
             "GraphDriver": graph,
-        }));
+        }))
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(())
 }
 
 pub fn import(svc: &ImageService, a: &ImportArgs) -> anyhow::Result<()> {

@@ -20,11 +20,21 @@ pub fn run(engine: &Engine, a: &ContainerInspectArgs) -> Result<()> {
     let template = a.format.as_deref().filter(|f| *f != "json");
     let mut found = Vec::new();
     let mut failed = false;
+    let images = engine.images().ok();
     for c in &a.containers {
-        match engine.inspect(c) {
+        // A container, or else an image (as docker inspect).
+        let image = |e| match &images {
+            Some(svc) => crate::images::image_value(svc, c).map_err(|_| e),
+            None => Err(e),
+        };
+        match engine
+            .inspect(c)
+            .map_err(anyhow::Error::from)
+            .or_else(image)
+        {
             Ok(v) => found.push(v),
             Err(e) => {
-                eprintln!("peapod: {}", crate::edge::one_line(&e.into()));
+                eprintln!("peapod: {}", crate::edge::one_line(&e));
                 failed = true;
             }
         }

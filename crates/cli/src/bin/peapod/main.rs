@@ -12,6 +12,7 @@ mod images;
 mod inspect;
 mod kube_cmd;
 mod network_cmd;
+mod pod_cmd;
 mod ps;
 mod registry;
 mod rootfs_tar;
@@ -78,7 +79,10 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
             images::remove(&open()?, a, &|id| images::image_users(&e, id))
         }
         Command::Image(ImageCommand::Prune) => images::prune(&open()?),
-        Command::Image(ImageCommand::Inspect(a)) => images::inspect(&open()?, a),
+        Command::Image(ImageCommand::Inspect(a)) => {
+            let e = engine(&cli)?;
+            images::inspect(&open()?, a, &|name| e.inspect(name).ok())
+        }
         Command::Image(ImageCommand::Import(a)) => images::import(&open()?, a),
         Command::Image(ImageCommand::Export(a)) => images::export(&open()?, a),
         Command::Image(ImageCommand::BuildFromHost(a)) => images::build_from_host(&open()?, a),
