@@ -77,6 +77,11 @@ pub struct ContainerRequest {
     /// `--sysctl KEY=VALUE` (a pod's sysctls): written to linux.sysctl.
     #[serde(default)]
     pub sysctls: BTreeMap<String, String>,
+    /// A user namespace with this mapping, allocated by the caller (the
+    /// range of a `hostUsers: false` pod, shared by its containers);
+    /// overrides `userns`.
+    #[serde(default)]
+    pub userns_mapping: Option<crate::userns::IdMapping>,
 }
 
 /// How a request's DNS settings combine with the host's resolv.conf.

@@ -37,7 +37,8 @@ fn set_ro(m: &mut Value, ro: bool) {
 
 /// runc's defaults adapted: sysfs and cgroup read-write only when
 /// privileged; /sys bound from the host in a user namespace without a
-/// network namespace of its own (sysfs cannot be mounted there).
+/// network namespace of its own (sysfs cannot be mounted there), no
+/// mqueue in a user namespace without an IPC namespace of its own.
 fn defaults(req: &ContainerRequest, ctx: &BundleContext) -> Vec<Value> {
     let spec = pea_runtime::spec_default::default_spec(None);
     let mut mounts = spec["mounts"].as_array().cloned().unwrap_or_default();
@@ -69,6 +70,12 @@ fn defaults(req: &ContainerRequest, ctx: &BundleContext) -> Vec<Value> {
             *m = json!({"destination": "/dev/shm", "type": "bind", "source": shm,
                         "options": ["rbind", "nosuid", "noexec", "nodev"]});
         }
+    }
+    // mqueue can be mounted only by the user namespace owning the IPC
+    // namespace: not by a container's own one in an IPC namespace it joins
+    // (a hostUsers: false pod's); such a container has no /dev/mqueue.
+    if ctx.userns.is_some() && ctx.namespaces.ipc != NsChoice::New {
+        mounts.retain(|m| m["type"] != "mqueue");
     }
     mounts
 }

@@ -131,6 +131,7 @@ impl Engine {
             ));
         }
         let userns = match req.userns {
+            _ if req.userns_mapping.is_some() => req.userns_mapping.clone(),
             UsernsMode::Host => None,
             UsernsMode::Auto => {
                 undo.userns = true;

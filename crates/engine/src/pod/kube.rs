@@ -554,6 +554,8 @@ pub fn plan(meta: &PodMeta, spec: &PodSpec, default_restart: &str) -> Result<Pod
         cpu_limit_millis: cpu_sum.filter(|&c| c > 0),
         qos: qos_class(spec).to_string(),
         memory_volumes,
+        keep_running: false,
+        private_users: spec.host_users == Some(false),
     })
 }
 

@@ -9,6 +9,7 @@ pub mod apply;
 mod cgroup;
 mod controller;
 pub mod deployment;
+mod imperative;
 pub mod infra;
 pub mod kube;
 mod launch;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::request::{ContainerRequest, PortMapping};
 
 pub use controller::run as run_controller;
+pub use imperative::{NAMESPACE as IMPERATIVE_NAMESPACE, POD_LABEL, PodOptions};
 pub use launch::PodLaunch;
 pub use record::{ContainerState, ContainerStatus, Event, Phase, PodRecord, PodStore};
 pub use status::PodSummary;
@@ -102,6 +104,17 @@ pub struct PodPlan {
     /// emptyDir volumes with `medium: Memory`: a tmpfs mounted on each
     /// directory while the pod runs, with its size limit.
     pub memory_volumes: Vec<(std::path::PathBuf, Option<u64>)>,
+    /// The pod stays up (its infra process running) while none of its
+    /// containers run: an imperative pod (`pod create`), whose containers
+    /// are added with `run --pod`. Cleared by `pod stop`.
+    #[serde(default)]
+    pub keep_running: bool,
+    /// `hostUsers: false`: the pod gets a private range of host ids (held
+    /// under the pod's id by the userns allocator), and each container a
+    /// user namespace with that one mapping (the infra process stays in
+    /// the host's user namespace).
+    #[serde(default)]
+    pub private_users: bool,
 }
 
 /// The text in a container's env that stands for the pod's IP (known only

@@ -226,8 +226,15 @@ impl Pod<'_> {
         let ns = |kind: &str| PathBuf::from(format!("/proc/{infra_pid}/ns/{kind}"));
         let cgroup_parent = cgroup::path(&plan, &rec.uid);
         let ip_text = ip.map(|i| i.to_string()).unwrap_or_default();
+        // hostUsers: false: one private id range for the whole pod.
+        let userns = if plan.private_users {
+            Some(self.engine.userns.allocate(&self.id)?)
+        } else {
+            None
+        };
         for (i, c) in plan.containers.iter().enumerate() {
             let mut req = c.request.clone();
+            req.userns_mapping = userns.clone();
             req.name = Some(container_name(&rec, &c.name));
             req.network = match &netns {
                 Some(p) => NetworkMode::Namespace(p.clone()),
@@ -898,7 +905,7 @@ impl Pod<'_> {
                 rec.plan.containers[i].kind == ContainerKind::App
                     && (self.monitors.values().any(|&j| j == i) || self.timers.contains_key(&i))
             });
-            if !apps_active {
+            if !apps_active && !rec.plan.keep_running {
                 let failed = rec.containers.iter().any(|c| {
                     matches!(&c.state, ContainerState::Terminated { exit_code, .. } if *exit_code != 0)
                 });
@@ -1131,6 +1138,7 @@ pub(crate) fn release(engine: &Engine, rec: &PodRecord, remove: bool) {
         if !holds_mounts(&volumes) {
             let _ = std::fs::remove_dir_all(&volumes);
         }
+        let _ = engine.userns.release(&rec.id);
         let _ = engine.pods.remove(&rec.id);
     }
 }

@@ -96,6 +96,22 @@ fn enter(mut plan: Plan, chan: &Channel) -> Result<Never, ChildError> {
     }
     set_dumpable(false);
 
+    // With a user namespace, the namespaces joined by path are joined
+    // before it, with this process's privileges: after it, only those
+    // owned by that user namespace could be (never any, for a new one; not
+    // a pod's, owned by the host's, for one joined by exec). Those that
+    // refuse (EPERM) are tried again inside a joined user namespace.
+    let early = |k: Kind| !matches!(k, Kind::User | Kind::Pid | Kind::Time | Kind::Cgroup);
+    let mut later = vec![!ns.has(Kind::User); ns.join.len()];
+    if ns.has(Kind::User) {
+        for (i, j) in ns.join.iter().enumerate().filter(|(_, j)| early(j.kind)) {
+            match setns(j.fd.as_fd(), j.kind.flag()) {
+                Ok(()) => {}
+                Err(nix::Error::EPERM) if !ns.creates(Kind::User) => later[i] = true,
+                Err(e) => return Err(sys(format!("join {} namespace", j.kind))(e)),
+            }
+        }
+    }
     for j in ns.join.iter().filter(|j| j.kind == Kind::User) {
         setns(j.fd.as_fd(), CloneFlags::CLONE_NEWUSER).map_err(sys("join user namespace"))?;
     }
@@ -120,8 +136,8 @@ fn enter(mut plan: Plan, chan: &Channel) -> Result<Never, ChildError> {
         setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
             .map_err(sys("setresuid in user namespace"))?;
     }
-    for j in &ns.join {
-        if matches!(j.kind, Kind::User | Kind::Pid | Kind::Time | Kind::Cgroup) {
+    for (i, j) in ns.join.iter().enumerate() {
+        if !later[i] || !early(j.kind) {
             continue;
         }
         setns(j.fd.as_fd(), j.kind.flag()).map_err(sys(format!("join {} namespace", j.kind)))?;

@@ -37,9 +37,18 @@ fn launch_code(e: &anyhow::Error) -> Option<i32> {
     }
 }
 
+/// The request of `run`/`create`; with `--pod`, made a container of it.
+fn request(engine: &Engine, a: &args::RunArgs) -> Result<peapod_engine::request::ContainerRequest> {
+    let mut req = a.create.request()?;
+    if let Some(pod) = &a.create.pod {
+        engine.join_pod(pod, &mut req)?;
+    }
+    Ok(req)
+}
+
 /// `peapod create`: prints the new container's id.
 pub fn create(engine: &Engine, cli: &args::Cli, a: &args::RunArgs) -> Result<()> {
-    let req = a.create.request()?;
+    let req = request(engine, a)?;
     ensure_image(engine, cli, &req.image)?;
     let record = engine.create(&req)?;
     println!("{}", record.id);
@@ -48,7 +57,7 @@ pub fn create(engine: &Engine, cli: &args::Cli, a: &args::RunArgs) -> Result<()>
 
 /// `peapod run`.
 pub fn run(engine: &Engine, cli: &args::Cli, a: &args::RunArgs) -> Result<()> {
-    let req = a.create.request()?;
+    let req = request(engine, a)?;
     if a.detach && req.auto_remove && req.interactive && !req.tty {
         // Allowed by Docker; nothing special.
     }

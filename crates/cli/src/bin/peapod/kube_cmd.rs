@@ -86,6 +86,18 @@ pub enum PodCommand {
         #[arg(short = 'n', long = "namespace", default_value = "default")]
         namespace: String,
     },
+    /// Make a pod with only its infra process; add containers with run --pod.
+    Create(crate::pod_cmd::CreateArgs),
+    /// List pods.
+    Ps,
+    /// A pod as JSON: its state, infra process, IP and containers.
+    Inspect { pods: Vec<String> },
+    /// Stop a pod's containers and its infra process.
+    Stop(crate::pod_cmd::StopArgs),
+    /// Bring stopped pods up again, with their containers.
+    Start { pods: Vec<String> },
+    /// Remove pods and their containers.
+    Rm(crate::pod_cmd::RmArgs),
 }
 
 pub(crate) fn age(since: &str) -> String {
@@ -693,7 +705,9 @@ pub fn delete(engine: &Engine, a: &DeleteArgs) -> Result<()> {
 /// each container's first process), a column per namespace kind, each
 /// inode marked `*` where it is the infra process's.
 pub fn pod_ns(engine: &Engine, cmd: &PodCommand) -> Result<()> {
-    let PodCommand::Ns { pod, namespace } = cmd;
+    let PodCommand::Ns { pod, namespace } = cmd else {
+        return crate::pod_cmd::run(engine, cmd);
+    };
     let p = find_pod(engine, namespace, pod)?;
     const KINDS: [&str; 7] = ["cgroup", "user", "ipc", "net", "mnt", "uts", "pid"];
     let inode = |pid: i32, kind: &str| -> Option<u64> {
@@ -711,6 +725,12 @@ pub fn pod_ns(engine: &Engine, cmd: &PodCommand) -> Result<()> {
             && let peapod_engine::containers::Status::Running { pid, .. } = engine.view(&r).status
         {
             rows.push((c.name.clone(), pid));
+        }
+    }
+    // Containers added with run --pod.
+    for (r, s) in engine.pod_member_status(&p) {
+        if let peapod_engine::containers::Status::Running { pid, .. } = s {
+            rows.push((r.name, pid));
         }
     }
     if rows.is_empty() {

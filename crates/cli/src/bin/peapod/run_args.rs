@@ -56,6 +56,10 @@ pub struct CreateFlags {
     /// none, host, bridge, container:NAME, or a network's name.
     #[arg(long, alias = "net")]
     pub network: Option<String>,
+    /// Run in this pod (`peapod pod create`): its network, IPC (and PID,
+    /// if shared) namespaces, hostname and cgroup.
+    #[arg(long)]
+    pub pod: Option<String>,
     /// private, shareable, host or container:NAME.
     #[arg(long)]
     pub ipc: Option<String>,
@@ -266,6 +270,7 @@ impl CreateFlags {
                     _ => anyhow::bail!("--sysctl {kv:?}: use KEY=VALUE (net.ipv4.ip_forward=1)"),
                 })
                 .collect::<Result<_>>()?,
+            userns_mapping: None,
         })
     }
 
