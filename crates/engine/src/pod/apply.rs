@@ -1,7 +1,8 @@
-//! `apply`: Kubernetes objects into running pods. A Pod is one pod; a Job
-//! is a pod named `<job>-<suffix>` labelled `job-name`, restarted within
-//! its backoffLimit. The object as applied is kept, so applying the same
-//! manifest again changes nothing and a changed one replaces the pod.
+//! `apply`: Kubernetes objects into running pods. A Pod is one pod; a Job,
+//! Deployment or ReplicaSet is a record and a controller process that
+//! makes the pods (see [`super::job`], [`super::deployment`]). The object
+//! as applied is kept, so applying the same manifest again changes nothing
+//! and a changed one replaces what it made.
 
 use std::collections::BTreeMap;
 
@@ -45,21 +46,6 @@ pub fn new_uid() -> Result<String, EngineError> {
         &s[16..20],
         &s[20..32]
     ))
-}
-
-/// Five characters of Kubernetes' name-suffix alphabet.
-fn suffix() -> Result<String, EngineError> {
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let hex = crate::record::new_id()?;
-    Ok(hex
-        .as_bytes()
-        .chunks(2)
-        .take(5)
-        .map(|p| {
-            let v = u8::from_str_radix(std::str::from_utf8(p).unwrap_or("0"), 16).unwrap_or(0);
-            ALPHABET[v as usize % ALPHABET.len()] as char
-        })
-        .collect())
 }
 
 impl Engine {
@@ -133,50 +119,7 @@ impl Engine {
                 }
                 Object::Job(j) => {
                     let name = j.metadata.name.clone().unwrap_or_default();
-                    let spec = j.spec.clone().unwrap_or_default();
-                    let template = spec.template.spec.clone().unwrap_or_default();
-                    let manifest = serde_json::to_value(j).unwrap_or_default();
-                    let owner = format!("Job/{name}");
-                    let ns = namespace(&j.metadata);
-                    let existing = self
-                        .pods
-                        .list()?
-                        .into_iter()
-                        .find(|p| p.namespace == ns && p.owner.as_deref() == Some(&owner));
-                    let action = match existing {
-                        Some(p) if p.manifest.get("job") == Some(&manifest) => "unchanged",
-                        Some(p) => {
-                            self.delete_pod(&p.id, None)?;
-                            "configured"
-                        }
-                        None => "created",
-                    };
-                    if action != "unchanged" {
-                        let pod_name = format!("{name}-{}", suffix()?);
-                        let mut meta = spec.template.metadata.clone().unwrap_or_default();
-                        meta.namespace = Some(ns.clone());
-                        let mut l = labels(&meta);
-                        l.insert("job-name".into(), name.clone());
-                        l.insert("batch.kubernetes.io/job-name".into(), name.clone());
-                        meta.labels = Some(l);
-                        let mut pod_manifest = serde_json::json!({
-                            "apiVersion": "v1",
-                            "kind": "Pod",
-                            "metadata": {"name": pod_name, "namespace": ns},
-                            "spec": serde_json::to_value(&template).unwrap_or_default(),
-                        });
-                        pod_manifest["job"] = manifest;
-                        self.apply_pod(
-                            &pod_name,
-                            &meta,
-                            &template,
-                            "OnFailure",
-                            Some(spec.backoff_limit.unwrap_or(6).max(0) as u32),
-                            Some(owner),
-                            pod_manifest,
-                            &config,
-                        )?;
-                    }
+                    let action = self.apply_job(j, &config)?;
                     out.push(Applied {
                         object: format!("job.batch/{name}"),
                         action,

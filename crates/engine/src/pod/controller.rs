@@ -23,7 +23,7 @@ use crate::record::ProcRef;
 /// How often the controller looks when nothing wakes it.
 const PERIOD: Duration = Duration::from_secs(1);
 
-fn signals() -> SigSet {
+pub(super) fn signals() -> SigSet {
     let mut set = SigSet::empty();
     for s in [
         Signal::SIGTERM,
@@ -38,7 +38,7 @@ fn signals() -> SigSet {
 
 /// Waits up to `timeout` for one of [`signals`]; whether it was a stop
 /// signal.
-fn wait_signal(timeout: Duration) -> bool {
+pub(super) fn wait_signal(timeout: Duration) -> bool {
     let set = signals();
     let ts = libc::timespec {
         tv_sec: timeout.as_secs() as libc::time_t,
@@ -58,7 +58,7 @@ fn age(created: &str) -> Duration {
 }
 
 /// Reaps ended children (pod supervisors this process started).
-fn reap() {
+pub(super) fn reap() {
     while let Ok(s) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
         if s == WaitStatus::StillAlive {
             break;

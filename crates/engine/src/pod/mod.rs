@@ -11,6 +11,7 @@ mod controller;
 pub mod deployment;
 mod imperative;
 pub mod infra;
+pub mod job;
 pub mod kube;
 mod launch;
 pub mod probe;
@@ -26,6 +27,7 @@ use crate::request::{ContainerRequest, PortMapping};
 
 pub use controller::run as run_controller;
 pub use imperative::{NAMESPACE as IMPERATIVE_NAMESPACE, POD_LABEL, PodOptions};
+pub use job::run as run_job_controller;
 pub use launch::PodLaunch;
 pub use record::{ContainerState, ContainerStatus, Event, Phase, PodRecord, PodStore};
 pub use status::PodSummary;

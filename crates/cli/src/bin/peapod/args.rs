@@ -118,6 +118,9 @@ pub enum Command {
     /// The controller of a deployment or replica set (started by peapod itself).
     #[command(name = "__deploy-supervise", hide = true)]
     DeploySupervise(crate::deploy_cmd::DeploySuperviseArgs),
+    /// The controller of a job (started by peapod itself).
+    #[command(name = "__job-supervise", hide = true)]
+    JobSupervise(crate::job_cmd::JobSuperviseArgs),
     /// The supervisor of a pod (started by peapod itself).
     #[command(name = "__pod-supervise", hide = true)]
     PodSupervise(SuperviseArgs),

@@ -1,7 +1,6 @@
 //! kubectl-shaped commands over pods: apply, get, describe, logs, exec,
 //! delete, and `pod ns` (the namespace table of a pod's processes).
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -334,71 +333,7 @@ pub fn get(engine: &Engine, a: &GetArgs) -> Result<()> {
             }
             Ok(())
         }
-        "jobs" | "job" | "jobs.batch" => {
-            let mut jobs: BTreeMap<String, Vec<&PodRecord>> = BTreeMap::new();
-            for p in &pods {
-                if let Some(name) = p.owner.as_deref().and_then(|o| o.strip_prefix("Job/")) {
-                    jobs.entry(name.to_string()).or_default().push(p);
-                }
-            }
-            if let Some(o @ (Output::Json | Output::Yaml)) = a.output {
-                let items = jobs
-                    .values()
-                    .filter_map(|ps| {
-                        let mut j = ps.first()?.manifest.get("job")?.clone();
-                        let done = ps.iter().filter(|p| p.phase == peapod_engine::pod::Phase::Succeeded).count();
-                        let failed = ps.iter().filter(|p| p.phase == peapod_engine::pod::Phase::Failed).count();
-                        let active = ps.len() - done - failed;
-                        j["status"] = serde_json::json!({"succeeded": done, "failed": failed, "active": active});
-                        Some(j)
-                    })
-                    .collect();
-                return print_objects(items, !a.names.is_empty(), o);
-            }
-            if jobs.is_empty() {
-                eprintln!("No resources found in {} namespace.", a.namespace);
-                return Ok(());
-            }
-            println!(
-                "{:<24} {:<10} {:<12} {:<10} AGE",
-                "NAME", "STATUS", "COMPLETIONS", "DURATION"
-            );
-            for (name, ps) in &jobs {
-                let done = ps
-                    .iter()
-                    .filter(|p| p.phase == peapod_engine::pod::Phase::Succeeded)
-                    .count();
-                let failed = ps
-                    .iter()
-                    .any(|p| p.phase == peapod_engine::pod::Phase::Failed);
-                let status = if done > 0 {
-                    "Complete"
-                } else if failed {
-                    "Failed"
-                } else {
-                    "Running"
-                };
-                let first = ps.first().map(|p| p.created.clone()).unwrap_or_default();
-                let duration = match ps.iter().find_map(|p| p.finished.clone()) {
-                    Some(end) => match (
-                        peapod_engine::time::parse_rfc3339(&first),
-                        peapod_engine::time::parse_rfc3339(&end),
-                    ) {
-                        (Some(a), Some(b)) => {
-                            format!("{}s", b.duration_since(a).unwrap_or_default().as_secs())
-                        }
-                        _ => "?".into(),
-                    },
-                    None => age(&first),
-                };
-                println!(
-                    "{name:<24} {status:<10} {:<12} {duration:<10} {}",
-                    format!("{done}/1"),
-                    age(&first)
-                );
-            }
-            Ok(())
-        }
+        "jobs" | "job" | "jobs.batch" => crate::job_cmd::get(engine, a),
         other => bail!("unknown resource type {other:?}: use pods or jobs"),
     }
 }
@@ -407,6 +342,9 @@ pub fn get(engine: &Engine, a: &GetArgs) -> Result<()> {
 pub fn describe(engine: &Engine, a: &DescribeArgs) -> Result<()> {
     if let Some(kind) = peapod_engine::pod::deployment::ControllerKind::parse(&a.kind) {
         return crate::deploy_cmd::describe(engine, kind, &a.namespace, &a.name);
+    }
+    if matches!(a.kind.as_str(), "job" | "jobs" | "job.batch" | "jobs.batch") {
+        return crate::job_cmd::describe(engine, &a.namespace, &a.name);
     }
     if !matches!(a.kind.as_str(), "pod" | "pods" | "po") {
         bail!(
@@ -667,21 +605,12 @@ pub fn delete(engine: &Engine, a: &DeleteArgs) -> Result<()> {
             crate::deploy_cmd::delete(engine, k, &ns, &name, a.grace_period)?;
             continue;
         }
+        if matches!(kind.as_str(), "job" | "jobs" | "job.batch" | "jobs.batch") {
+            crate::job_cmd::delete(engine, &ns, &name, a.grace_period)?;
+            continue;
+        }
         let pods: Vec<PodRecord> = match kind.as_str() {
             "pod" | "pods" | "po" => vec![find_pod(engine, &ns, &name)?],
-            "job" | "jobs" | "job.batch" => {
-                let owner = format!("Job/{name}");
-                let pods: Vec<PodRecord> = engine
-                    .pods
-                    .list()?
-                    .into_iter()
-                    .filter(|p| p.namespace == ns && p.owner.as_deref() == Some(owner.as_str()))
-                    .collect();
-                if pods.is_empty() {
-                    bail!("job {name:?} not found in namespace {ns:?}");
-                }
-                pods
-            }
             "configmap" | "secret" => {
                 println!("{kind} \"{name}\" deleted");
                 continue;
@@ -693,9 +622,6 @@ pub fn delete(engine: &Engine, a: &DeleteArgs) -> Result<()> {
             if kind.starts_with("po") {
                 println!("pod \"{}\" deleted", p.name);
             }
-        }
-        if kind.starts_with("job") {
-            println!("job.batch \"{name}\" deleted");
         }
     }
     Ok(())

@@ -10,6 +10,7 @@ mod edge;
 mod export;
 mod images;
 mod inspect;
+mod job_cmd;
 mod kube_cmd;
 mod network_cmd;
 mod pod_cmd;
@@ -111,6 +112,7 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         Command::Scale(a) => deploy_cmd::scale(&engine(&cli)?, a),
         Command::Rollout(c) => deploy_cmd::rollout(&engine(&cli)?, c),
         Command::DeploySupervise(a) => deploy_cmd::supervise(&engine(&cli)?, a),
+        Command::JobSupervise(a) => job_cmd::supervise(&engine(&cli)?, a),
         Command::Volume(c) => {
             let e = engine(&cli)?;
             volume_cmd::run(c, &e.paths, &|v| containers::volume_users(&e, v))
