@@ -234,11 +234,12 @@ pub fn run(spec: &MonitorSpec, ready: &mut Ready) -> Result<Exit, SupervisorErro
     if spec.wait_attach {
         hub.wait_attached(ATTACH_WAIT);
     }
+    // Taken before the start: the first line of output is not older.
+    let started = SystemTime::now();
     if let Err(e) = spec.runtime.start(&spec.id) {
         let _ = spec.runtime.delete(&spec.id, true);
         return fail_start(spec, ready, Some(&hub), &e.to_string());
     }
-    let started = SystemTime::now();
     spec.store.update_quick(&spec.id, |r| {
         r.state = State::Running {
             pid,
