@@ -43,6 +43,10 @@ pub struct GetArgs {
     /// Label selector: key=value[,key=value].
     #[arg(short = 'l', long = "selector")]
     pub selector: Option<String>,
+    /// After the list, print a pod's row again each time it changes (until
+    /// interrupted).
+    #[arg(short = 'w', long)]
+    pub watch: bool,
 }
 
 #[derive(Args, Debug)]
@@ -266,14 +270,17 @@ pub fn get(engine: &Engine, a: &GetArgs) -> Result<()> {
     if let Some(kind) = peapod_engine::pod::deployment::ControllerKind::parse(&a.kind) {
         return crate::deploy_cmd::get(engine, a, kind);
     }
-    let pods: Vec<PodRecord> = engine
-        .pods
-        .list()?
-        .into_iter()
-        .filter(|p| a.all_namespaces || p.namespace == a.namespace)
-        .filter(|p| a.names.is_empty() || a.names.contains(&p.name))
-        .filter(|p| selected(p, a.selector.as_deref()))
-        .collect();
+    let list = || -> Result<Vec<PodRecord>> {
+        Ok(engine
+            .pods
+            .list()?
+            .into_iter()
+            .filter(|p| a.all_namespaces || p.namespace == a.namespace)
+            .filter(|p| a.names.is_empty() || a.names.contains(&p.name))
+            .filter(|p| selected(p, a.selector.as_deref()))
+            .collect())
+    };
+    let pods = list()?;
     match a.kind.as_str() {
         "pods" | "pod" | "po" => {
             if let Some(o @ (Output::Json | Output::Yaml)) = a.output {
@@ -289,7 +296,7 @@ pub fn get(engine: &Engine, a: &GetArgs) -> Result<()> {
                 }
                 return Ok(());
             }
-            if pods.is_empty() {
+            if pods.is_empty() && !a.watch {
                 eprintln!("No resources found in {} namespace.", a.namespace);
                 return Ok(());
             }
@@ -309,27 +316,50 @@ pub fn get(engine: &Engine, a: &GetArgs) -> Result<()> {
                 .ok()
                 .and_then(|h| h.into_string().ok())
                 .unwrap_or_else(|| "localhost".into());
-            for p in &pods {
+            let row = |p: &PodRecord| {
                 let s = p.summary();
-                if a.all_namespaces {
-                    write!(out, "{:<12}", p.namespace)?;
-                }
-                write!(
-                    out,
-                    "{:<32} {:<7} {:<18} {:<9} {:<6}",
+                let ns = if a.all_namespaces {
+                    format!("{:<12}", p.namespace)
+                } else {
+                    String::new()
+                };
+                let ip = if wide {
+                    let ip =
+                        p.ip.map(|i| i.to_string())
+                            .unwrap_or_else(|| "<none>".into());
+                    format!(" {ip:<15} {node}")
+                } else {
+                    String::new()
+                };
+                let state = format!("{}/{} {} {} {ip}", s.ready, s.total, s.status, s.restarts);
+                let line = format!(
+                    "{ns}{:<32} {:<7} {:<18} {:<9} {:<6}{ip}",
                     p.name,
                     format!("{}/{}", s.ready, s.total),
                     s.status,
                     s.restarts,
                     age(&p.created)
-                )?;
-                if wide {
-                    let ip =
-                        p.ip.map(|i| i.to_string())
-                            .unwrap_or_else(|| "<none>".into());
-                    write!(out, " {ip:<15} {node}")?;
+                );
+                (state, line)
+            };
+            let mut seen = std::collections::HashMap::new();
+            for p in &pods {
+                let (state, line) = row(p);
+                writeln!(out, "{line}")?;
+                seen.insert(p.id.clone(), state);
+            }
+            drop(out);
+            while a.watch {
+                std::thread::sleep(Duration::from_millis(500));
+                let mut out = std::io::stdout().lock();
+                for p in list()? {
+                    let (state, line) = row(&p);
+                    if seen.get(&p.id) != Some(&state) {
+                        writeln!(out, "{line}")?;
+                        out.flush()?;
+                        seen.insert(p.id.clone(), state);
+                    }
                 }
-                writeln!(out)?;
             }
             Ok(())
         }
