@@ -25,6 +25,9 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=../scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/common.sh"
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 runs="${RUNS:-20}"
 warmup="${WARMUP:-3}"
@@ -37,21 +40,7 @@ for tool in hyperfine podman conmon runc python3 ip unshare; do
     command -v "$tool" >/dev/null || die "$tool missing: run sudo bash scripts/setup.sh --deps-only"
 done
 
-peapod_binary() {
-    if [[ -n "${PEAPOD:-}" ]]; then
-        [[ -x "$PEAPOD" ]] || die "PEAPOD=$PEAPOD is not an executable"
-        printf '%s\n' "$PEAPOD"
-        return
-    fi
-    local bin="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/peapod"
-    if [[ ! -x "$bin" ]]; then
-        ensure_cargo
-        say "building $bin (cargo build --release -p peapod-cli --bin peapod)"
-        (cd "$REPO_ROOT" && cargo build --release -p peapod-cli --bin peapod >&2)
-    fi
-    printf '%s\n' "$bin"
-}
-peapod="$(peapod_binary)"
+peapod="$(bench_peapod_binary)"
 podman_runtime="$(command -v "${PODMAN_RUNTIME:-runc}")" || die "${PODMAN_RUNTIME:-runc} not found"
 
 tmp="$(mktemp -d /tmp/peapod-engine-bench.XXXXXX)"
@@ -67,49 +56,11 @@ netns_existed=false
 export PEAPOD_ROOT="$tmp/peapod/root" PEAPOD_RUN_ROOT="$tmp/peapod/run"
 export PEAPOD_CNI_CONFIG_DIR="$tmp/peapod/cni" PEAPOD_STORAGE_DRIVER=overlay
 
-# Podman: configuration, storage, run root, tmp dir (state, locks) and CNI
-# network dir of its own. No default ulimits (root here cannot raise rlimits above
-# the current hard limit), cgroupfs, file events and file locks (the default shm
-# lock file /dev/shm/libpod_lock would be shared with every other Podman).
-pmdir="$tmp/podman"
-mkdir -p "$pmdir"
-cat >"$pmdir/containers.conf" <<EOF
-[containers]
-default_ulimits = []
-
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "$pmdir/events.log"
-tmp_dir = "$pmdir/tmp"
-lock_type = "file"
-
-[network]
-network_config_dir = "$pmdir/net"
-EOF
-printf '[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n' \
-    "$pmdir/root" "$pmdir/runroot" >"$pmdir/storage.conf"
-export CONTAINERS_CONF="$pmdir/containers.conf" CONTAINERS_STORAGE_CONF="$pmdir/storage.conf"
-unset CONTAINER_HOST CONTAINER_CONNECTION
-podman_flags="--root $pmdir/root --runroot $pmdir/runroot --tmpdir $pmdir/tmp --storage-driver overlay --cgroup-manager cgroupfs --events-backend file"
-pm="podman $podman_flags --runtime $podman_runtime"
-# shellcheck disable=SC2086 # $pm is words on purpose (paths without spaces)
-pm() { $pm "$@"; }
-
-# Processes (not this shell) whose command line mentions the temp dir: leftover
-# supervisors, monitors, conmons and `podman container cleanup`s of this run.
-pids_mentioning_tmp() {
-    local d pid
-    for d in /proc/[0-9]*; do
-        pid="${d#/proc/}"
-        [[ $pid != "$$" && $pid != "$BASHPID" ]] || continue
-        { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null | grep -qF "$tmp" && echo "$pid"
-    done
-    return 0
-}
+# Podman: configuration, storage, run root, tmp dir and network dir of its own.
+bench_podman_setup "$tmp/podman" "$podman_runtime"
 
 cleanup() {
-    local rc=$? d id pid m
+    local rc=$? d id m
     set +e
     trap - INT TERM
     # peapod has no `ps`: its containers are the directories of its root.
@@ -122,14 +73,7 @@ cleanup() {
         pm rm --all --force --time 0 >/dev/null 2>&1
     fi
     # conmon runs `podman container cleanup` when a container ends: let it finish.
-    for _ in $(seq 100); do
-        [[ -z "$(pids_mentioning_tmp)" ]] && break
-        sleep 0.1
-    done
-    for pid in $(pids_mentioning_tmp); do
-        echo "cleanup: killing leftover process $pid: $({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null)" >&2
-        kill -9 "$pid" 2>/dev/null
-    done
+    bench_end_leftovers "$tmp"
     [[ -d $pmdir/net ]] && pm network rm --force "$pm_net" >/dev/null 2>&1
     [[ -d $PEAPOD_CNI_CONFIG_DIR ]] && "$peapod" network rm "$pp_net" >/dev/null 2>&1
     for d in "$pp_bridge" "$pm_bridge"; do
@@ -161,51 +105,16 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Two free /24 subnets: none of the host's addresses or routes overlap them.
-read -r pp_subnet pm_subnet < <(python3 - <<'PY'
-import ipaddress, json, subprocess
-used = []
-for what in (["addr"], ["route"]):
-    for e in json.loads(subprocess.run(["ip", "-j", "-4", *what], capture_output=True, text=True).stdout or "[]"):
-        for a in e.get("addr_info", []):
-            used.append(ipaddress.ip_network(f"{a['local']}/{a['prefixlen']}", strict=False))
-        dst = e.get("dst")
-        if dst and dst != "default":
-            used.append(ipaddress.ip_network(dst if "/" in dst else dst + "/32", strict=False))
-free = [n for x in range(200, 255) for n in [ipaddress.ip_network(f"10.{x}.0.0/24")]
-        if not any(n.overlaps(u) for u in used)]
-print(free[0], free[1])
-PY
-)
+mapfile -t subnets < <(bench_free_subnets 2)
+[[ ${#subnets[@]} -eq 2 ]] || die "no two free 10.X.0.0/24 subnets"
+pp_subnet="${subnets[0]}" pm_subnet="${subnets[1]}"
 
-say "peapod: building the busybox image from /bin/busybox in $PEAPOD_ROOT"
-"$peapod" image build-from-host busybox /bin/busybox >/dev/null
-"$peapod" image export busybox "$tmp/busybox.tar" --format oci-archive
-# `podman load` adds the blob to /var/lib/containers/cache/blob-info-cache-v1.boltdb
-# whatever --root says: load in a mount namespace with a tmpfs over that directory.
-say "podman: loading the same image (oci-archive) into $pmdir/root"
-if [[ -d /var/lib/containers/cache ]]; then
-    # shellcheck disable=SC2086
-    unshare --mount --propagation private sh -c 'mount -t tmpfs tmpfs /var/lib/containers/cache && exec "$@"' \
-        sh $pm load --quiet --input "$tmp/busybox.tar" >/dev/null
-else
-    pm load --quiet --input "$tmp/busybox.tar" >/dev/null
-    echo "note: podman load created /var/lib/containers/cache (blob info cache); it is left"
-fi
-pp_id="$("$peapod" image inspect busybox | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Id"])')"
-pm_id="$(pm image inspect --format '{{.Id}}' busybox)"
-[[ "${pp_id#sha256:}" == "${pm_id#sha256:}" ]] || die "image ids differ: peapod $pp_id, podman $pm_id"
+bench_busybox_image "$tmp"
 
 say "bridge networks: peapod $pp_net ($pp_bridge, $pp_subnet), podman $pm_net ($pm_bridge, $pm_subnet)"
 "$peapod" network create --subnet "$pp_subnet" --bridge "$pp_bridge" "$pp_net" >/dev/null
 pm network create --subnet "$pm_subnet" "$pm_net" >/dev/null
-# Podman 4.3 has no --interface-name: name its bridge in the config list it wrote.
-python3 - "$pmdir/net/$pm_net.conflist" "$pm_bridge" <<'PY'
-import json, sys
-path, bridge = sys.argv[1:]
-conf = json.load(open(path))
-conf["plugins"][0]["bridge"] = bridge
-json.dump(conf, open(path, "w"), indent=3)
-PY
+bench_podman_bridge "$pm_net" "$pm_bridge"
 
 # One plain run of each scenario, so a broken engine fails here and not in hyperfine.
 pp_base="$peapod run --cgroup-parent $pp_cg"
@@ -233,40 +142,13 @@ check_bridge peapod "$pp_subnet" $pp_run --network "$pp_net"
 check_bridge podman "$pm_subnet" $pm_run --network "$pm_net"
 
 # crun is only probed: 1.8 refuses hybrid cgroup hosts.
-if [[ $(basename "$podman_runtime") != crun ]] && command -v crun >/dev/null; then
-    # shellcheck disable=SC2086
-    if err="$(podman $podman_flags --runtime "$(command -v crun)" run --rm --network none \
-        --cgroup-parent "$pm_cg" busybox true 2>&1)"; then
-        crun_note="crun works here too (PODMAN_RUNTIME=crun to use it)"
-    else
-        crun_note="crun cannot run here ($(tail -n1 <<<"$err" | cut -c1-120))"
-    fi
-else
-    crun_note="crun not probed"
-fi
+crun_note="$(bench_crun_note "$podman_runtime" --cgroup-parent "$pm_cg")"
 
 echo
 echo "peapod: $peapod ($("$peapod" --version))"
 echo "podman: $(podman --version), OCI runtime $podman_runtime ($("$podman_runtime" --version | head -n1)), conmon $(conmon --version | head -n1 | awk '{print $3}'), CNI network backend; $crun_note"
 echo "image: busybox from /bin/busybox, ${pp_id:7:12} in both; $runs runs + $warmup warmup per run --rm command"
-echo "host: $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg) (figures are noisy while the host is busy)"
-# peapod fsyncs its records (and Podman its database): a disk busy with other
-# writers makes every fsync slow, so print what one costs right now.
-fsync_ms="$(python3 - "$tmp" <<'PY'
-import os, statistics, sys, time
-path, times = os.path.join(sys.argv[1], "fsync-probe"), []
-for i in range(20):
-    with open(path, "w") as f:
-        f.write("x" * 512 + str(i))
-        t = time.perf_counter()
-        f.flush()
-        os.fsync(f.fileno())
-        times.append(time.perf_counter() - t)
-os.unlink(path)
-print(f"{statistics.median(times) * 1000:.2f}")
-PY
-)"
-echo "disk: one fsync of a small file in $tmp takes $fsync_ms ms now (median of 20)"
+bench_host_note "$tmp"
 
 out_dir="$tmp/out"
 mkdir -p "$out_dir"
