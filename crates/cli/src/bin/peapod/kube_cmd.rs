@@ -349,7 +349,11 @@ pub fn get(engine: &Engine, a: &GetArgs) -> Result<()> {
                 seen.insert(p.id.clone(), state);
             }
             drop(out);
-            while a.watch {
+            if !a.watch {
+                return Ok(());
+            }
+            // Until interrupted.
+            loop {
                 std::thread::sleep(Duration::from_millis(500));
                 let mut out = std::io::stdout().lock();
                 for p in list()? {
@@ -361,7 +365,6 @@ pub fn get(engine: &Engine, a: &GetArgs) -> Result<()> {
                     }
                 }
             }
-            Ok(())
         }
         "jobs" | "job" | "jobs.batch" => crate::job_cmd::get(engine, a),
         other => bail!("unknown resource type {other:?}: use pods or jobs"),
