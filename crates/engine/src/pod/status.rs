@@ -41,10 +41,16 @@ impl PodRecord {
             .filter(|c| c.kind == ContainerKind::Init)
             .enumerate()
             .find(|(_, c)| !matches!(c.state, ContainerState::Terminated { exit_code: 0, .. }))
-            && self.phase == Phase::Pending
+            && (self.phase == Phase::Pending
+                || self.phase == Phase::Failed
+                    && matches!(c.state, ContainerState::Terminated { .. }))
         {
             match &c.state {
                 ContainerState::Waiting { reason } if reason == "CrashLoopBackOff" => {
+                    format!("Init:{reason}")
+                }
+                // A failed init container failed the pod (Init:Error).
+                ContainerState::Terminated { reason, .. } if self.phase == Phase::Failed => {
                     format!("Init:{reason}")
                 }
                 _ => format!(

@@ -156,7 +156,12 @@ pub fn run(engine: &Engine, id: &str, ready: Option<File>) -> Result<(), EngineE
             Ok(())
         }
     });
-    ready.send(serde_json::json!({"event": "error", "message": "the pod ended before its containers started", "code": 1}));
+    // A failed init container (restartPolicy Never) is the pod's outcome,
+    // not a failure to create it: `apply` succeeds and the record says
+    // Failed (Init:Error), as in Kubernetes.
+    if let Err(e) = &result {
+        ready.send(serde_json::json!({"event": "error", "message": format!("the pod ended before its containers started: {e}"), "code": 1}));
+    }
     let deleting = pod.stopping;
     pod.tear_down(deleting);
     result
@@ -299,10 +304,14 @@ impl Pod<'_> {
                     if code == 0 {
                         break;
                     }
-                    if !self.after_exit(i, code)? {
-                        return Ok(false);
-                    }
-                    let Some(at) = self.timers.remove(&i) else {
+                    // Not restarted (restartPolicy Never, or past the
+                    // limit): the init container failed the pod.
+                    let restarted = self.after_exit(i, code)?;
+                    let Some(at) = self.timers.remove(&i).filter(|_| restarted) else {
+                        self.update(|r| {
+                            r.phase = Phase::Failed;
+                            r.finished = Some(now());
+                        })?;
                         return Ok(false);
                     };
                     if !self.sleep_until(at)? {
