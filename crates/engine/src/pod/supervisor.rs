@@ -403,8 +403,16 @@ impl Pod<'_> {
         // Without a readiness probe a running container is ready (once its
         // startup probe succeeds, if it has one).
         let ready = pc.readiness.is_none() && pc.startup.is_none() && hook_failed.is_none();
+        // The run's start as its monitor recorded it (before its first
+        // output), so logs split by run start never lose a line.
+        let started = self
+            .engine
+            .store
+            .load(&cid)
+            .ok()
+            .and_then(|c| c.started_at)
+            .unwrap_or_else(now);
         self.update(|r| {
-            let started = now();
             if let Some(c) = r.containers.get_mut(i) {
                 c.state = ContainerState::Running {
                     started_at: started.clone(),
