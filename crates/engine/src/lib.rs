@@ -8,6 +8,7 @@
 pub mod attach;
 pub mod bundle;
 pub mod containers;
+mod durable;
 pub mod logs;
 pub mod monitor;
 pub mod network;

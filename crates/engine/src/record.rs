@@ -9,7 +9,6 @@ use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::request::ContainerRequest;
@@ -332,17 +331,14 @@ impl Store {
 
     /// Writes `record` durably (temp + fsync + rename + fsync dir).
     pub fn save(&self, record: &Record) -> Result<(), RecordError> {
+        self.write(record, true)
+    }
+
+    fn write(&self, record: &Record, sync: bool) -> Result<(), RecordError> {
         validate_id(&record.id)?;
-        let dir = self.dir(&record.id);
-        let path = dir.join(RECORD);
-        let tmp = dir.join(format!(".{RECORD}.tmp"));
+        let path = self.dir(&record.id).join(RECORD);
         let data = serde_json::to_vec_pretty(record).expect("a record always serializes");
-        let mut f = File::create(&tmp).map_err(io("record", &tmp))?;
-        f.write_all(&data)
-            .and_then(|()| f.sync_all())
-            .map_err(io("record", &tmp))?;
-        fs::rename(&tmp, &path).map_err(io("record", &path))?;
-        sync_dir(&dir)
+        crate::durable::write(&path, &data, sync).map_err(io("record", &path))
     }
 
     /// Reads the record of `id` (a full id).
@@ -367,23 +363,7 @@ impl Store {
         id: &str,
         change: impl FnOnce(&mut Record) -> T,
     ) -> Result<(Record, T), RecordError> {
-        validate_id(id)?;
-        let lock_path = self.dir(id).join(LOCK);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| match e.kind() {
-                ErrorKind::NotFound => RecordError::NotFound(id.into()),
-                _ => io("lock", &lock_path)(e),
-            })?;
-        let _lock = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, e)| io("lock", &lock_path)(e.into()))?;
-        let mut record = self.load(id)?;
-        let out = change(&mut record);
-        self.save(&record)?;
-        Ok((record, out))
+        self.locked_update(id, change, true)
     }
 
     /// `update` without waiting for the disk: for bookkeeping a crash may
@@ -395,27 +375,24 @@ impl Store {
         id: &str,
         change: impl FnOnce(&mut Record) -> T,
     ) -> Result<(Record, T), RecordError> {
+        self.locked_update(id, change, false)
+    }
+
+    fn locked_update<T>(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Record) -> T,
+        sync: bool,
+    ) -> Result<(Record, T), RecordError> {
         validate_id(id)?;
         let lock_path = self.dir(id).join(LOCK);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| match e.kind() {
-                ErrorKind::NotFound => RecordError::NotFound(id.into()),
-                _ => io("lock", &lock_path)(e),
-            })?;
-        let _lock = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, e)| io("lock", &lock_path)(e.into()))?;
+        let _lock = crate::durable::lock(&lock_path).map_err(|e| match e.kind() {
+            ErrorKind::NotFound => RecordError::NotFound(id.into()),
+            _ => io("lock", &lock_path)(e),
+        })?;
         let mut record = self.load(id)?;
         let out = change(&mut record);
-        let dir = self.dir(id);
-        let path = dir.join(RECORD);
-        let tmp = dir.join(format!(".{RECORD}.tmp"));
-        let data = serde_json::to_vec_pretty(&record).expect("a record always serializes");
-        fs::write(&tmp, &data).map_err(io("record", &tmp))?;
-        fs::rename(&tmp, &path).map_err(io("record", &path))?;
+        self.write(&record, sync)?;
         Ok((record, out))
     }
 

@@ -9,12 +9,11 @@
 //! `ReplicaSet/<name>`.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::fs;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{Flock, FlockArg};
 use peapod_kube::k8s_openapi::api::core::v1::PodTemplateSpec;
 use peapod_kube::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::{Deserialize, Serialize};
@@ -289,19 +288,8 @@ impl ControllerStore {
     pub fn save(&self, rec: &ControllerRecord) -> Result<(), EngineError> {
         fs::create_dir_all(&self.root).map_err(io("records directory", &self.root))?;
         let path = self.path(&rec.namespace, &rec.name);
-        let tmp = self
-            .root
-            .join(format!(".{}.tmp", Self::key(&rec.namespace, &rec.name)));
         let data = serde_json::to_vec_pretty(rec).map_err(rec_err(&path))?;
-        let mut f = File::create(&tmp).map_err(io("controller record", &tmp))?;
-        f.write_all(&data)
-            .and_then(|()| f.sync_all())
-            .map_err(io("controller record", &tmp))?;
-        fs::rename(&tmp, &path).map_err(io("controller record", &path))?;
-        if let Ok(d) = File::open(&self.root) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        crate::durable::write(&path, &data, true).map_err(io("controller record", &path))
     }
 
     /// Read-modify-write under the record's lock; `change` gets None when
@@ -315,14 +303,7 @@ impl ControllerStore {
     ) -> Result<T, EngineError> {
         fs::create_dir_all(&self.root).map_err(io("records directory", &self.root))?;
         let lock_path = self.lock_path(namespace, name);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io("controller lock", &lock_path))?;
-        let _lock = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, e)| io("controller lock", &lock_path)(std::io::Error::from(e)))?;
+        let _lock = crate::durable::lock(&lock_path).map_err(io("controller lock", &lock_path))?;
         let (rec, out) = change(self.load(namespace, name)?);
         if let Some(rec) = rec {
             self.save(&rec)?;

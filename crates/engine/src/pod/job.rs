@@ -17,12 +17,11 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::fs::{self, File};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{SigmaskHow, Signal, kill, sigprocmask};
 use nix::unistd::Pid;
 use peapod_kube::k8s_openapi::api::batch::v1::Job;
@@ -202,19 +201,8 @@ impl JobStore {
     fn save(&self, rec: &JobRecord) -> Result<(), EngineError> {
         fs::create_dir_all(&self.root).map_err(io("records directory", &self.root))?;
         let path = self.path(&rec.namespace, &rec.name);
-        let tmp = self
-            .root
-            .join(format!(".{}.tmp", Self::key(&rec.namespace, &rec.name)));
         let data = serde_json::to_vec_pretty(rec).map_err(rec_err(&path))?;
-        let mut f = File::create(&tmp).map_err(io("job record", &tmp))?;
-        f.write_all(&data)
-            .and_then(|()| f.sync_all())
-            .map_err(io("job record", &tmp))?;
-        fs::rename(&tmp, &path).map_err(io("job record", &path))?;
-        if let Ok(d) = File::open(&self.root) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        crate::durable::write(&path, &data, true).map_err(io("job record", &path))
     }
 
     /// Read-modify-write under the record's lock; `change` gets None when
@@ -227,14 +215,7 @@ impl JobStore {
     ) -> Result<T, EngineError> {
         fs::create_dir_all(&self.root).map_err(io("records directory", &self.root))?;
         let lock_path = self.lock_path(namespace, name);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io("job lock", &lock_path))?;
-        let _lock = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, e)| io("job lock", &lock_path)(std::io::Error::from(e)))?;
+        let _lock = crate::durable::lock(&lock_path).map_err(io("job lock", &lock_path))?;
         let (rec, out) = change(self.load(namespace, name)?);
         if let Some(rec) = rec {
             self.save(&rec)?;

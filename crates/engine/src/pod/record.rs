@@ -2,12 +2,11 @@
 //! came from, and the status the supervisor keeps. Written temp + fsync +
 //! rename under a lock, like container records.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::fs;
+use std::io::ErrorKind;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use super::{ContainerKind, PodPlan};
@@ -157,17 +156,16 @@ impl PodStore {
         self.save(record)
     }
 
+    /// Writes `record` durably (as made by `create`).
     pub fn save(&self, record: &PodRecord) -> Result<(), RecordError> {
+        self.write(record, true)
+    }
+
+    fn write(&self, record: &PodRecord, sync: bool) -> Result<(), RecordError> {
         crate::record::validate_id(&record.id)?;
-        let dir = self.dir(&record.id);
-        let path = dir.join(RECORD);
-        let tmp = dir.join(format!(".{RECORD}.tmp"));
+        let path = self.dir(&record.id).join(RECORD);
         let data = serde_json::to_vec_pretty(record).expect("a pod record always serializes");
-        let mut f = File::create(&tmp).map_err(io("pod record", &tmp))?;
-        f.write_all(&data)
-            .and_then(|()| f.sync_all())
-            .map_err(io("pod record", &tmp))?;
-        fs::rename(&tmp, &path).map_err(io("pod record", &path))
+        crate::durable::write(&path, &data, sync).map_err(io("pod record", &path))
     }
 
     pub fn load(&self, id: &str) -> Result<PodRecord, RecordError> {
@@ -183,7 +181,9 @@ impl PodStore {
         serde_json::from_slice(&data).map_err(|source| RecordError::Corrupt { path, source })
     }
 
-    /// Read-modify-write under the pod's lock.
+    /// Read-modify-write under the pod's lock. The status the supervisor
+    /// keeps is not flushed to disk each time: it is rebuilt from the live
+    /// processes, and probes may change it every second.
     pub fn update<T>(
         &self,
         id: &str,
@@ -191,20 +191,13 @@ impl PodStore {
     ) -> Result<(PodRecord, T), RecordError> {
         crate::record::validate_id(id)?;
         let lock_path = self.dir(id).join(LOCK);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| match e.kind() {
-                ErrorKind::NotFound => RecordError::NotFound(id.into()),
-                _ => io("pod lock", &lock_path)(e),
-            })?;
-        let _lock = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, e)| io("pod lock", &lock_path)(e.into()))?;
+        let _lock = crate::durable::lock(&lock_path).map_err(|e| match e.kind() {
+            ErrorKind::NotFound => RecordError::NotFound(id.into()),
+            _ => io("pod lock", &lock_path)(e),
+        })?;
         let mut record = self.load(id)?;
         let out = change(&mut record);
-        self.save(&record)?;
+        self.write(&record, false)?;
         Ok((record, out))
     }
 
