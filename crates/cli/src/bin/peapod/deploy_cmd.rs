@@ -509,18 +509,7 @@ pub fn describe(engine: &Engine, kind: ControllerKind, ns: &str, name: &str) -> 
         .map(|c| format!("pid {}", c.pid))
         .unwrap_or_else(|| "not running".into());
     writeln!(o, "Controller:         {controller}")?;
-    writeln!(o, "Events:")?;
-    writeln!(o, "  {:<8} {:<18} {:<8} Message", "Type", "Reason", "Age")?;
-    for e in &rec.events {
-        writeln!(
-            o,
-            "  {:<8} {:<18} {:<8} {}",
-            e.kind,
-            e.reason,
-            age(&e.time),
-            e.message
-        )?;
-    }
+    crate::kube_cmd::print_events(&mut o, &rec.events)?;
     Ok(())
 }
 

@@ -246,18 +246,7 @@ pub fn describe(engine: &Engine, ns: &str, name: &str) -> Result<()> {
             age(&p.created)
         )?;
     }
-    writeln!(o, "Events:")?;
-    writeln!(o, "  {:<8} {:<22} {:<8} Message", "Type", "Reason", "Age")?;
-    for e in &r.events {
-        writeln!(
-            o,
-            "  {:<8} {:<22} {:<8} {}",
-            e.kind,
-            e.reason,
-            age(&e.time),
-            e.message
-        )?;
-    }
+    crate::kube_cmd::print_events(&mut o, &r.events)?;
     Ok(())
 }
 

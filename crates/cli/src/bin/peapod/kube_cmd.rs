@@ -371,6 +371,33 @@ pub fn get(engine: &Engine, a: &GetArgs) -> Result<()> {
     }
 }
 
+/// The Events section of `describe`: type, reason, age and message.
+pub fn print_events(o: &mut dyn Write, events: &[peapod_engine::pod::Event]) -> Result<()> {
+    let width = events
+        .iter()
+        .map(|e| e.reason.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    writeln!(o, "Events:")?;
+    writeln!(
+        o,
+        "  {:<8} {:<width$} {:<8} Message",
+        "Type", "Reason", "Age"
+    )?;
+    for e in events {
+        writeln!(
+            o,
+            "  {:<8} {:<width$} {:<8} {}",
+            e.kind,
+            e.reason,
+            age(&e.time),
+            e.message
+        )?;
+    }
+    Ok(())
+}
+
 /// `peapod describe pod NAME`.
 pub fn describe(engine: &Engine, a: &DescribeArgs) -> Result<()> {
     if let Some(kind) = peapod_engine::pod::deployment::ControllerKind::parse(&a.kind) {
@@ -488,18 +515,7 @@ pub fn describe(engine: &Engine, a: &DescribeArgs) -> Result<()> {
         }
     }
     writeln!(o, "QoS Class:    {}", p.plan.qos)?;
-    writeln!(o, "Events:")?;
-    writeln!(o, "  {:<8} {:<14} {:<8} Message", "Type", "Reason", "Age")?;
-    for e in &p.events {
-        writeln!(
-            o,
-            "  {:<8} {:<14} {:<8} {}",
-            e.kind,
-            e.reason,
-            age(&e.time),
-            e.message
-        )?;
-    }
+    print_events(&mut o, &p.events)?;
     Ok(())
 }
 
