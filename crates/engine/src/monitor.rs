@@ -23,7 +23,7 @@ use crate::attach::proto::Kind;
 use crate::attach::server::Hub;
 use crate::logs::{self, LogWriter, Stream};
 use crate::record::{ProcRef, State, Store};
-use crate::supervisor::{Exit, LogConfig, SupervisorError};
+use crate::supervisor::{Exit, LogConfig, SupervisorError, sys};
 
 /// How long a foreground run waits for its client to attach before it
 /// starts the container anyway.
@@ -81,10 +81,6 @@ pub fn start_failure_code(reason: &str) -> i32 {
     } else {
         125
     }
-}
-
-fn sys(what: &'static str) -> impl FnOnce(nix::Error) -> SupervisorError {
-    move |source| SupervisorError::Sys { what, source }
 }
 
 fn io_sys(what: &'static str) -> impl FnOnce(std::io::Error) -> SupervisorError {

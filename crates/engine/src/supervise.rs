@@ -18,11 +18,7 @@ use nix::unistd::{ForkResult, Pid, fork};
 
 use crate::monitor::{self, MonitorSpec, Ready};
 use crate::record::{ProcRef, State};
-use crate::supervisor::{Exit, SupervisorError, supervise_with};
-
-fn sys(what: &'static str) -> impl FnOnce(nix::Error) -> SupervisorError {
-    move |source| SupervisorError::Sys { what, source }
-}
+use crate::supervisor::{Exit, SupervisorError, supervise_with, sys};
 
 fn handled() -> SigSet {
     let mut set = SigSet::empty();

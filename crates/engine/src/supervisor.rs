@@ -1,21 +1,13 @@
-//! The supervisor's core: runs one container through the runtime library,
-//! as the subreaper of its processes; copies its stdout and stderr into the
-//! CRI log; waits; and records the exit code and OOM kill durably.
-//!
-//! The container's stdin is /dev/null and its stdout and stderr are pipes
-//! handed to the runtime (`create_with_stdio`); the supervisor's own stdio is
-//! never touched, so it may share a process with other work.
+//! The supervisor's core: the restart loop around runs of a container
+//! (`supervise_with`: policy, back-off, stop during the back-off), and
+//! `run_once`, one run in this process through the monitor's code.
 
-use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use nix::fcntl::OFlag;
-use pea_runtime::{ContainerError, CreateOptions, Runtime};
+use pea_runtime::{ContainerError, Runtime};
 
-use crate::logs::{self, LogError, LogWriter, Stream};
+use crate::logs::{self, LogError};
 use crate::record::{RecordError, State, Store};
 
 /// Log file sizes (kubelet's defaults unless told otherwise).
@@ -62,7 +54,8 @@ pub enum SupervisorError {
     },
 }
 
-fn sys(what: &'static str) -> impl FnOnce(nix::Error) -> SupervisorError {
+/// Maps a failed system call to the error naming what was being done.
+pub(crate) fn sys(what: &'static str) -> impl FnOnce(nix::Error) -> SupervisorError {
     move |source| SupervisorError::Sys { what, source }
 }
 
@@ -76,76 +69,26 @@ pub struct Exit {
     pub ran_for: Duration,
 }
 
-/// Creates and starts the container, copies its output into the log until
-/// it ends, waits for it, removes it from the runtime, and records
-/// `Exited { code, oom_killed, finished_at }` in its record.
+/// Runs the container once in this process, as the monitor process does
+/// for a detached container (the same code): creates and starts it, copies
+/// its output into the log until it ends, waits for it, removes it from the
+/// runtime, and records `Exited { code, oom_killed, finished_at }`.
 pub fn run_once(spec: &RunSpec) -> Result<Exit, SupervisorError> {
-    pea_runtime::become_subreaper().map_err(sys("become subreaper"))?;
-    let record = spec.store.load(&spec.id)?;
-    let writer = Mutex::new(LogWriter::open(
-        &record.log_path,
-        spec.log.max_size,
-        spec.log.max_files,
-    )?);
-    let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys("make a pipe"))?;
-    let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys("make a pipe"))?;
-    let null = File::open("/dev/null")
-        .map_err(|e| sys("open /dev/null")(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?;
-    let created = spec.runtime.create_with_stdio(
-        &CreateOptions {
-            id: spec.id.clone(),
-            bundle: spec.bundle.clone(),
-            ..Default::default()
-        },
-        [null.as_fd(), out_w.as_fd(), err_w.as_fd()],
-    );
-    // Only the container holds the write ends now: its end is their EOF.
-    drop((out_w, err_w, null));
-    let pid = created?;
-    std::thread::scope(|s| {
-        let copy = |from: OwnedFd, stream| {
-            let writer = &writer;
-            let max_line = spec.log.max_line;
-            s.spawn(move || logs::copy_stream(File::from(from), stream, writer, max_line))
-        };
-        let out = copy(out_r, Stream::Stdout);
-        let err = copy(err_r, Stream::Stderr);
-        let exit = run_started(spec, pid);
-        // Whatever happened, nothing of the container may outlive this.
-        let _ = spec.runtime.delete(&spec.id, true);
-        let copied = [out.join(), err.join()];
-        let exit = exit?;
-        for c in copied {
-            c.unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-        }
-        writer.lock().unwrap_or_else(|p| p.into_inner()).sync()?;
-        Ok(exit)
-    })
-}
-
-/// Starts the created container, waits for it, and records its end.
-fn run_started(spec: &RunSpec, pid: i32) -> Result<Exit, SupervisorError> {
-    spec.runtime.start(&spec.id)?;
-    let started_at = SystemTime::now();
-    spec.store.update(&spec.id, |r| {
-        r.state = State::Running { pid, started_at };
-    })?;
-    let status = pea_runtime::wait_pid(pid).map_err(sys("wait for the container"))?;
-    let finished_at = SystemTime::now();
-    let oom_killed = spec.runtime.oom_kill_count(&spec.id).unwrap_or(0) > 0;
-    let exit = Exit {
-        code: status.code(),
-        oom_killed,
-        ran_for: finished_at.duration_since(started_at).unwrap_or_default(),
+    let monitor = crate::monitor::MonitorSpec {
+        runtime: spec.runtime.clone(),
+        store: spec.store.clone(),
+        id: spec.id.clone(),
+        bundle: spec.bundle.clone(),
+        socket: spec
+            .store
+            .root()
+            .join(format!(".{}.sock", &spec.id[..spec.id.len().min(16)])),
+        log: spec.log,
+        tty: false,
+        interactive: false,
+        wait_attach: false,
     };
-    spec.store.update(&spec.id, |r| {
-        r.state = State::Exited {
-            code: exit.code,
-            oom_killed,
-            finished_at,
-        };
-    })?;
-    Ok(exit)
+    crate::monitor::run(&monitor, &mut crate::monitor::Ready::new(None))
 }
 
 /// Runs the container and restarts it per the record's restart policy:

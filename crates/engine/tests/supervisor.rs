@@ -2,8 +2,8 @@
 //! library: its stdout and stderr end up in the CRI log with their stream
 //! tags, and its exit code in the record.
 //!
-//! `run_once` redirects the process's own descriptors 0-2 while it creates
-//! the container, so the test runs it in a child: this test binary again,
+//! `run_once` (the monitor's code) makes its process a subreaper and reaps
+//! every child, so the test runs it in a child: this test binary again,
 //! told by an environment variable to run only `supervisor_child`.
 //!
 //! Needs root and busybox-static at /bin/busybox (like the runtime tests).

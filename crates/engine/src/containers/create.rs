@@ -18,7 +18,8 @@ struct Undo<'a> {
     id: String,
     rootfs: Option<PathBuf>,
     shm: Option<PathBuf>,
-    snapshot: Option<(peapod_image::ImageService, String)>,
+    /// The image service and the writable snapshot's key.
+    snapshot: Option<(&'a peapod_image::ImageService, String)>,
     network: bool,
     userns: bool,
     volumes: Vec<String>,
@@ -105,7 +106,7 @@ impl Engine {
         let dir = self.store.dir(&id);
         let key = format!("ctr-{id}");
         let mounts = images.prepare_rootfs(&image, &key)?;
-        undo.snapshot = Some((self.images()?, key.clone()));
+        undo.snapshot = Some((&images, key.clone()));
         let rootfs = dir.join("rootfs");
         std::fs::create_dir_all(&rootfs).map_err(io("root filesystem", &rootfs))?;
         mount::mount_all(&mounts, &rootfs).map_err(peapod_image::ImageError::from)?;

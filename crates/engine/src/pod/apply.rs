@@ -31,23 +31,6 @@ fn namespace(meta: &ObjectMeta) -> String {
     meta.namespace.clone().unwrap_or_else(|| "default".into())
 }
 
-/// A random RFC 4122 version 4 UUID.
-pub fn new_uid() -> Result<String, EngineError> {
-    let hex = crate::record::new_id()?;
-    let mut b: Vec<char> = hex[..32].chars().collect();
-    b[12] = '4';
-    b[16] = ['8', '9', 'a', 'b'][(b[16].to_digit(16).unwrap_or(0) % 4) as usize];
-    let s: String = b.into_iter().collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &s[..8],
-        &s[8..12],
-        &s[12..16],
-        &s[16..20],
-        &s[20..32]
-    ))
-}
-
 impl Engine {
     /// Applies `objects` in order: ConfigMaps and Secrets first (they feed
     /// the pods' volumes and env), then pods and jobs.
@@ -186,7 +169,7 @@ impl Engine {
             }
             None => "created",
         };
-        let uid = new_uid()?;
+        let uid = peapod_kube::names::new_uid();
         let volumes_dir = self.paths.root.join("pods").join("volumes").join(&uid);
         let plan = plan(
             &PodMeta {

@@ -9,9 +9,6 @@
 //! `ReplicaSet/<name>`.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use peapod_kube::k8s_openapi::api::core::v1::PodTemplateSpec;
@@ -20,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ContainerKind;
 use super::record::{Event, Phase, PodRecord};
-use crate::containers::{Engine, EngineError, io, next_event};
+use crate::containers::{Engine, EngineError, next_event};
 use crate::record::ProcRef;
 use crate::time::format_rfc3339_nano;
 
@@ -234,110 +231,15 @@ pub fn pod_ready(p: &PodRecord) -> bool {
             .all(|c| c.ready)
 }
 
-/// A directory of controller records.
-#[derive(Debug, Clone)]
-pub struct ControllerStore {
-    root: PathBuf,
-}
+/// The records of Deployments or of ReplicaSets.
+pub type ControllerStore = super::object_store::ObjectStore<ControllerRecord>;
 
-fn rec_err(path: &Path) -> impl FnOnce(serde_json::Error) -> EngineError + '_ {
-    move |e| EngineError::Invalid(format!("record {}: {e}", path.display()))
-}
-
-impl ControllerStore {
-    pub fn new(engine_root: &Path, kind: ControllerKind) -> Self {
-        ControllerStore {
-            root: engine_root.join(kind.dir()),
-        }
+impl super::object_store::Named for ControllerRecord {
+    fn namespace(&self) -> &str {
+        &self.namespace
     }
-
-    fn key(namespace: &str, name: &str) -> String {
-        format!("{namespace}_{name}")
-    }
-
-    pub fn path(&self, namespace: &str, name: &str) -> PathBuf {
-        self.root
-            .join(format!("{}.json", Self::key(namespace, name)))
-    }
-
-    /// The controller's log.
-    pub fn log(&self, namespace: &str, name: &str) -> PathBuf {
-        self.root
-            .join(format!("{}.log", Self::key(namespace, name)))
-    }
-
-    fn lock_path(&self, namespace: &str, name: &str) -> PathBuf {
-        self.root
-            .join(format!(".{}.lock", Self::key(namespace, name)))
-    }
-
-    pub fn load(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Option<ControllerRecord>, EngineError> {
-        let path = self.path(namespace, name);
-        match fs::read(&path) {
-            Ok(d) => Ok(Some(serde_json::from_slice(&d).map_err(rec_err(&path))?)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io("controller record", &path)(e)),
-        }
-    }
-
-    /// Writes `rec` (temp + fsync + rename).
-    pub fn save(&self, rec: &ControllerRecord) -> Result<(), EngineError> {
-        fs::create_dir_all(&self.root).map_err(io("records directory", &self.root))?;
-        let path = self.path(&rec.namespace, &rec.name);
-        let data = serde_json::to_vec_pretty(rec).map_err(rec_err(&path))?;
-        crate::durable::write(&path, &data, true).map_err(io("controller record", &path))
-    }
-
-    /// Read-modify-write under the record's lock; `change` gets None when
-    /// there is no record yet and returns the record to save (None: save
-    /// nothing).
-    pub fn update<T>(
-        &self,
-        namespace: &str,
-        name: &str,
-        change: impl FnOnce(Option<ControllerRecord>) -> (Option<ControllerRecord>, T),
-    ) -> Result<T, EngineError> {
-        fs::create_dir_all(&self.root).map_err(io("records directory", &self.root))?;
-        let lock_path = self.lock_path(namespace, name);
-        let _lock = crate::durable::lock(&lock_path).map_err(io("controller lock", &lock_path))?;
-        let (rec, out) = change(self.load(namespace, name)?);
-        if let Some(rec) = rec {
-            self.save(&rec)?;
-        }
-        Ok(out)
-    }
-
-    /// Every record, by namespace and name.
-    pub fn list(&self) -> Result<Vec<ControllerRecord>, EngineError> {
-        let entries = match fs::read_dir(&self.root) {
-            Ok(e) => e,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io("records directory", &self.root)(e)),
-        };
-        let mut out: Vec<ControllerRecord> = entries
-            .flatten()
-            .filter(|e| {
-                let n = e.file_name();
-                let n = n.to_string_lossy();
-                n.ends_with(".json") && !n.starts_with('.')
-            })
-            .filter_map(|e| fs::read(e.path()).ok())
-            .filter_map(|d| serde_json::from_slice(&d).ok())
-            .collect();
-        out.sort_by(|a: &ControllerRecord, b| {
-            (a.namespace.as_str(), a.name.as_str()).cmp(&(b.namespace.as_str(), b.name.as_str()))
-        });
-        Ok(out)
-    }
-
-    pub fn remove(&self, namespace: &str, name: &str) {
-        let _ = fs::remove_file(self.path(namespace, name));
-        let _ = fs::remove_file(self.log(namespace, name));
-        let _ = fs::remove_file(self.lock_path(namespace, name));
+    fn name(&self) -> &str {
+        &self.name
     }
 }
 
@@ -354,7 +256,7 @@ pub struct ControllerApply<'a> {
 
 impl Engine {
     pub fn controllers(&self, kind: ControllerKind) -> ControllerStore {
-        ControllerStore::new(&self.paths.root, kind)
+        ControllerStore::new(self.paths.root.join(kind.dir()))
     }
 
     /// Pods of `rec` (every template), oldest first.

@@ -35,7 +35,7 @@ impl Engine {
     /// `pod create`: a pod with its network, cgroup and infra process and
     /// no containers, running until stopped or deleted.
     pub fn create_pod(&self, o: PodOptions) -> Result<PodRecord, EngineError> {
-        let uid = super::apply::new_uid()?;
+        let uid = peapod_kube::names::new_uid();
         let name = match o.name {
             Some(n) => n,
             None => format!("pod-{}", &uid[..8]),

@@ -17,9 +17,7 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::fs::File;
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::{SigmaskHow, Signal, kill, sigprocmask};
@@ -31,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::controller::{reap, signals, wait_signal};
 use super::deployment::ConfigData;
 use super::record::{Event, Phase, PodRecord};
-use crate::containers::{Engine, EngineError, io, next_event};
+use crate::containers::{Engine, EngineError, next_event};
 use crate::monitor::Ready;
 use crate::record::ProcRef;
 use crate::time::{format_rfc3339_nano, parse_rfc3339};
@@ -152,110 +150,20 @@ pub fn failure_backoff(failures: u32) -> Duration {
 }
 
 /// The directory of Job records.
-#[derive(Debug, Clone)]
-pub struct JobStore {
-    root: PathBuf,
-}
+pub type JobStore = super::object_store::ObjectStore<JobRecord>;
 
-fn rec_err(path: &Path) -> impl FnOnce(serde_json::Error) -> EngineError + '_ {
-    move |e| EngineError::Invalid(format!("record {}: {e}", path.display()))
-}
-
-impl JobStore {
-    pub fn new(engine_root: &Path) -> Self {
-        JobStore {
-            root: engine_root.join("jobs"),
-        }
+impl super::object_store::Named for JobRecord {
+    fn namespace(&self) -> &str {
+        &self.namespace
     }
-
-    fn key(namespace: &str, name: &str) -> String {
-        format!("{namespace}_{name}")
-    }
-
-    pub fn path(&self, namespace: &str, name: &str) -> PathBuf {
-        self.root
-            .join(format!("{}.json", Self::key(namespace, name)))
-    }
-
-    /// The controller's log.
-    pub fn log(&self, namespace: &str, name: &str) -> PathBuf {
-        self.root
-            .join(format!("{}.log", Self::key(namespace, name)))
-    }
-
-    fn lock_path(&self, namespace: &str, name: &str) -> PathBuf {
-        self.root
-            .join(format!(".{}.lock", Self::key(namespace, name)))
-    }
-
-    pub fn load(&self, namespace: &str, name: &str) -> Result<Option<JobRecord>, EngineError> {
-        let path = self.path(namespace, name);
-        match fs::read(&path) {
-            Ok(d) => Ok(Some(serde_json::from_slice(&d).map_err(rec_err(&path))?)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io("job record", &path)(e)),
-        }
-    }
-
-    /// Writes `rec` (temp + fsync + rename).
-    fn save(&self, rec: &JobRecord) -> Result<(), EngineError> {
-        fs::create_dir_all(&self.root).map_err(io("records directory", &self.root))?;
-        let path = self.path(&rec.namespace, &rec.name);
-        let data = serde_json::to_vec_pretty(rec).map_err(rec_err(&path))?;
-        crate::durable::write(&path, &data, true).map_err(io("job record", &path))
-    }
-
-    /// Read-modify-write under the record's lock; `change` gets None when
-    /// there is no record and returns the record to save (None: nothing).
-    pub fn update<T>(
-        &self,
-        namespace: &str,
-        name: &str,
-        change: impl FnOnce(Option<JobRecord>) -> (Option<JobRecord>, T),
-    ) -> Result<T, EngineError> {
-        fs::create_dir_all(&self.root).map_err(io("records directory", &self.root))?;
-        let lock_path = self.lock_path(namespace, name);
-        let _lock = crate::durable::lock(&lock_path).map_err(io("job lock", &lock_path))?;
-        let (rec, out) = change(self.load(namespace, name)?);
-        if let Some(rec) = rec {
-            self.save(&rec)?;
-        }
-        Ok(out)
-    }
-
-    /// Every Job, by namespace and name.
-    pub fn list(&self) -> Result<Vec<JobRecord>, EngineError> {
-        let entries = match fs::read_dir(&self.root) {
-            Ok(e) => e,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io("records directory", &self.root)(e)),
-        };
-        let mut out: Vec<JobRecord> = entries
-            .flatten()
-            .filter(|e| {
-                let n = e.file_name();
-                let n = n.to_string_lossy();
-                n.ends_with(".json") && !n.starts_with('.')
-            })
-            .filter_map(|e| fs::read(e.path()).ok())
-            .filter_map(|d| serde_json::from_slice(&d).ok())
-            .collect();
-        out.sort_by(|a: &JobRecord, b| {
-            (a.namespace.as_str(), a.name.as_str()).cmp(&(b.namespace.as_str(), b.name.as_str()))
-        });
-        Ok(out)
-    }
-
-    fn remove(&self, namespace: &str, name: &str) {
-        let _ = fs::remove_file(self.path(namespace, name));
-        let _ = fs::remove_file(self.log(namespace, name));
-        let _ = fs::remove_file(self.lock_path(namespace, name));
+    fn name(&self) -> &str {
+        &self.name
     }
 }
 
 impl Engine {
     pub fn jobs(&self) -> JobStore {
-        JobStore::new(&self.paths.root)
+        JobStore::new(self.paths.root.join("jobs"))
     }
 
     /// Pods of Job `rec`, oldest first.

@@ -66,50 +66,6 @@ fn limits(path: &str, r: Option<&ResourceRequirements>) -> Result<Limits, Engine
     Ok((mem, cpu, cpu_req))
 }
 
-/// The QoS class, as kubelet computes it.
-pub fn qos_class(spec: &PodSpec) -> &'static str {
-    let all: Vec<&Container> = spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .collect();
-    let has = |m: &Option<BTreeMap<String, K8sQuantity>>, k: &str| {
-        m.as_ref().is_some_and(|m| m.contains_key(k))
-    };
-    let none = all.iter().all(|c| {
-        c.resources.as_ref().is_none_or(|r| {
-            r.limits.as_ref().is_none_or(|m| m.is_empty())
-                && r.requests.as_ref().is_none_or(|m| m.is_empty())
-        })
-    });
-    if none {
-        return "BestEffort";
-    }
-    let guaranteed = all.iter().all(|c| {
-        let Some(r) = &c.resources else { return false };
-        ["cpu", "memory"].iter().all(|k| {
-            has(&r.limits, k)
-                && r.requests
-                    .as_ref()
-                    .and_then(|m| m.get(*k))
-                    .is_none_or(|req| {
-                        let lim = &r.limits.as_ref().expect("has limits")[*k];
-                        Quantity::parse(&req.0)
-                            .ok()
-                            .map(|q| (to_bytes(&q), to_millicpu(&q)))
-                            == Quantity::parse(&lim.0)
-                                .ok()
-                                .map(|q| (to_bytes(&q), to_millicpu(&q)))
-                    })
-        })
-    });
-    if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
-}
-
 fn env(path: &str, vars: &[EnvVar], meta: &PodMeta) -> Result<Vec<String>, EngineError> {
     let mut out = Vec::new();
     for (i, v) in vars.iter().enumerate() {
@@ -276,7 +232,7 @@ fn container(
             memory,
             memory_swap: memory.map(|m| m as i64),
             nano_cpus: cpu_limit.map(|m| m * 1_000_000),
-            cpu_shares: cpu_req.map(|m| (m * 1024 / 1000).max(2)),
+            cpu_shares: cpu_req.map(peapod_kube::qos::cpu_shares),
             ..Default::default()
         },
         cap_add: caps.and_then(|c| c.add.clone()).unwrap_or_default(),
@@ -552,7 +508,7 @@ pub fn plan(meta: &PodMeta, spec: &PodSpec, default_restart: &str) -> Result<Pod
         max_restarts: meta.max_restarts,
         memory_limit: memory_sum.filter(|&m| m > 0),
         cpu_limit_millis: cpu_sum.filter(|&c| c > 0),
-        qos: qos_class(spec).to_string(),
+        qos: peapod_kube::qos::qos_class(spec).as_str().to_string(),
         memory_volumes,
         keep_running: false,
         private_users: spec.host_users == Some(false),

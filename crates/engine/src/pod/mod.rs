@@ -14,6 +14,7 @@ pub mod infra;
 pub mod job;
 pub mod kube;
 mod launch;
+pub mod object_store;
 pub mod probe;
 mod record;
 mod status;
