@@ -237,6 +237,23 @@ pub fn plan(
     etc: &EtcFiles,
 ) -> Result<Planned, BundleError> {
     let mut anonymous = Vec::new();
+    let planned = plan_with(req, img, ctx, etc, &mut anonymous);
+    if planned.is_err() {
+        // Made for this container alone: nothing else will remove them.
+        for name in &anonymous {
+            let _ = ctx.volumes.remove(name, true, &[]);
+        }
+    }
+    planned
+}
+
+fn plan_with(
+    req: &ContainerRequest,
+    img: &ContainerConfig,
+    ctx: &BundleContext,
+    etc: &EtcFiles,
+    anonymous: &mut Vec<String>,
+) -> Result<Planned, BundleError> {
     let mut user: Vec<UserMount> = Vec::new();
     let clean = |d: &str| Path::new(d).components().collect::<PathBuf>();
     let taken = |user: &[UserMount], dest: &str| {
@@ -251,7 +268,7 @@ pub fn plan(
                 "duplicate mount point: give each container path once",
             ));
         }
-        user.push(volume(v, ctx, &mut anonymous)?);
+        user.push(volume(v, ctx, anonymous)?);
     }
     for t in &req.tmpfs {
         if taken(&user, &t.target) {
@@ -273,7 +290,7 @@ pub fn plan(
             target: target.clone(),
             read_only: false,
         };
-        user.push(volume(&spec, ctx, &mut anonymous)?);
+        user.push(volume(&spec, ctx, anonymous)?);
     }
     user.sort_by_key(|m| depth(&m.point.destination));
 
@@ -302,6 +319,6 @@ pub fn plan(
     Ok(Planned {
         spec,
         points,
-        anonymous,
+        anonymous: anonymous.clone(),
     })
 }

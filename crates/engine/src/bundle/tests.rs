@@ -751,3 +751,21 @@ fn plan_from_request() {
     r.network = crate::request::NetworkMode::Container("missing".into());
     assert!(NamespacePlan::from_request(&r, &join).is_err());
 }
+
+#[test]
+fn a_failed_plan_removes_the_anonymous_volumes_it_made() {
+    let f = Fixture::new();
+    let mut r = req();
+    r.volumes.push(VolumeSpec {
+        source: VolumeSource::Anonymous,
+        target: "/cache".into(),
+        read_only: false,
+    });
+    // Fails after the anonymous volume for /cache was made.
+    r.tmpfs.push(TmpfsSpec {
+        target: "/cache".into(),
+        options: vec![],
+    });
+    assert!(f.run(&r).is_err());
+    assert!(f.store.list().unwrap().is_empty(), "{:?}", f.store.list());
+}
