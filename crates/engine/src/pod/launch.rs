@@ -72,6 +72,9 @@ impl Engine {
             match next_event(&mut events) {
                 Some(ev) if ev["event"] == "started" => break,
                 Some(ev) if ev["event"] == "error" => {
+                    // The pod could not be brought up (a port in use, a bad
+                    // volume): nothing of it stays behind.
+                    let _ = self.delete_pod(&id, Some(0));
                     return Err(LaunchError::StartFailed {
                         message: format!(
                             "pod {}: {}",
