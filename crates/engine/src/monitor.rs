@@ -147,9 +147,9 @@ fn terminal_stdio(spec: &MonitorSpec) -> Result<Stdio, SupervisorError> {
 /// returns. Errors before the start are recorded as an exit too.
 pub fn run(spec: &MonitorSpec, ready: &mut Ready) -> Result<Exit, SupervisorError> {
     pea_runtime::become_subreaper().map_err(sys("become subreaper"))?;
-    spec.store
+    let (record, ()) = spec
+        .store
         .update_quick(&spec.id, |r| r.monitor = ProcRef::current())?;
-    let record = spec.store.load(&spec.id)?;
     let writer = Arc::new(Mutex::new(LogWriter::open(
         &record.log_path,
         spec.log.max_size,

@@ -124,6 +124,10 @@ pub struct BundleOutput {
     /// The signal `stop` sends: the request's, the image's, else SIGTERM.
     pub stop_signal: i32,
     pub tty: bool,
+    /// The process's command line (entrypoint + command).
+    pub args: Vec<String>,
+    /// The container's host name.
+    pub hostname: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -268,6 +272,8 @@ pub fn write_bundle(
         anonymous_volumes: planned.anonymous,
         stop_signal,
         tty: req.tty,
+        args,
+        hostname,
     })
 }
 

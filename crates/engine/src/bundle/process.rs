@@ -96,6 +96,11 @@ pub fn cwd(req: &ContainerRequest, img: &ContainerConfig) -> Result<String, Bund
 pub fn hostname(req: &ContainerRequest, ctx: &BundleContext) -> String {
     match &req.hostname {
         Some(h) if !h.is_empty() => h.clone(),
+        // Sharing the host's UTS namespace: the host's name (as Docker).
+        _ if ctx.namespaces.uts == super::NsChoice::Host => nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default(),
         _ => ctx.id.chars().take(12).collect(),
     }
 }

@@ -175,19 +175,11 @@ impl Engine {
         );
         let out = out?;
         undo.volumes = out.anonymous_volumes.clone();
-        let hostname = match req.uts {
-            UtsMode::Host => nix::unistd::gethostname()
-                .ok()
-                .and_then(|h| h.into_string().ok())
-                .unwrap_or_default(),
-            UtsMode::Private => req.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
-        };
-        let args = process_args(&bundle);
         let (record, ()) = self.store.update(&id, |r| {
             r.setup.bundle = bundle.clone();
             r.setup.rootfs = rootfs.clone();
             r.setup.snapshot = key.clone();
-            r.setup.hostname = hostname.clone();
+            r.setup.hostname = out.hostname.clone();
             r.setup.network = attachment.clone();
             r.setup.mounts = out
                 .mounts
@@ -203,7 +195,7 @@ impl Engine {
             r.setup.userns_range = userns
                 .as_ref()
                 .and_then(|m| m.uids.first().map(|r| r.host_id));
-            r.command = args.clone();
+            r.command = out.args.clone();
             r.state = State::Created;
         })?;
         undo.armed = false;
@@ -243,15 +235,6 @@ impl Engine {
             }),
         }
     }
-}
-
-/// The command the bundle runs (for `ps` and `inspect`).
-fn process_args(bundle: &Path) -> Vec<String> {
-    std::fs::read(bundle.join("config.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| serde_json::from_value(v["process"]["args"].clone()).ok())
-        .unwrap_or_default()
 }
 
 /// The container's own /dev/shm: a 64 MiB tmpfs on the host (as Docker's),
