@@ -167,7 +167,7 @@ impl Engine {
                     "{}/{id}",
                     req.cgroup_parent
                         .as_deref()
-                        .unwrap_or("/peapod")
+                        .unwrap_or(super::CGROUP_PARENT)
                         .trim_end_matches('/')
                 ),
                 shm: shm.clone(),

@@ -82,6 +82,10 @@ pub fn io(
     move |source| EngineError::Io { what, path, source }
 }
 
+/// The cgroup containers' cgroups go under unless `--cgroup-parent` says
+/// otherwise; removed again once no container uses it.
+pub const CGROUP_PARENT: &str = "/peapod";
+
 /// One engine: its roots, records, runtime state and networks.
 #[derive(Debug, Clone)]
 pub struct Engine {

@@ -59,6 +59,10 @@ impl Engine {
         if self.runtime.state(id).is_ok() {
             self.runtime.delete(id, true)?;
         }
+        if record.setup.request.cgroup_parent.is_none() {
+            let parent = std::path::Path::new(super::CGROUP_PARENT);
+            pea_runtime::cgroups::remove_unused(parent, parent);
+        }
         self.networks.detach(id)?;
         let rootfs = self.store.dir(id).join("rootfs");
         mount::unmount(&rootfs).map_err(peapod_image::ImageError::from)?;

@@ -51,7 +51,15 @@ pub fn add(plan: &PodPlan, uid: &str, pid: i32) -> Result<(), CgroupError> {
     manager(plan, uid)?.add_process(pid)
 }
 
-/// Removes the pod's cgroup (its containers' are gone by then).
+/// Removes the pod's cgroup (its containers' are gone by then), then the
+/// engine's parents above it (`kubepods/<qos>`, `kubepods`, `/peapod`) that
+/// no other pod or container uses.
 pub fn destroy(plan: &PodPlan, uid: &str) -> Result<(), CgroupError> {
-    manager(plan, uid)?.destroy()
+    manager(plan, uid)?.destroy()?;
+    let pod = path(plan, uid);
+    let top = std::path::Path::new(crate::containers::CGROUP_PARENT);
+    if let Some(parent) = std::path::Path::new(&pod).parent() {
+        cgroups::remove_unused(parent, top);
+    }
+    Ok(())
 }

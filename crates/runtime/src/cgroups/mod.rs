@@ -110,17 +110,31 @@ pub const DEFAULT_PARENT: &str = "/pea";
 /// Parents named by a spec's cgroupsPath are never removed: pea cannot know
 /// who else configured them.
 pub fn remove_default_parent_if_unused() {
+    let parent = Path::new(DEFAULT_PARENT);
+    remove_unused(parent, parent);
+}
+
+/// Removes cgroup `path`, then each of its ancestors up to and including
+/// `top`, from every hierarchy, as long as they are unused: rmdir(2)
+/// refuses a cgroup with children or processes, so one in use (and all
+/// above it) stays. For a caller's own parents (an engine's `/peapod/...`).
+pub fn remove_unused(path: &Path, top: &Path) {
     let Ok(layout) = Layout::detect() else {
         return;
     };
-    let parent = Path::new(DEFAULT_PARENT);
-    let mounts = layout
+    let mounts: Vec<&std::path::PathBuf> = layout
         .v1
         .iter()
         .map(|m| &m.mount_point)
-        .chain(layout.unified.iter().map(|u| &u.mount_point));
-    for mount in mounts {
-        let _ = std::fs::remove_dir(fs::join(mount, parent));
+        .chain(layout.unified.iter().map(|u| &u.mount_point))
+        .collect();
+    for dir in path.ancestors() {
+        if !dir.starts_with(top) {
+            break;
+        }
+        for mount in &mounts {
+            let _ = std::fs::remove_dir(fs::join(mount, dir));
+        }
     }
 }
 
