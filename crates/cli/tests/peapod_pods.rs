@@ -486,3 +486,75 @@ spec:
     assert!(!d.contains("Liveness probe failed"), "{d}");
     assert!(!d.contains("Readiness probe failed"), "{d}");
 }
+
+/// The pod's supervisor copies every container's output itself: a
+/// terminal (`tty: true`), an input held open (`stdin: true`, nobody
+/// attached: reads wait instead of ending), and a flood of lines from
+/// two containers at once, all whole in `logs`.
+#[test]
+fn pod_output_terminal_stdin_and_floods_reach_the_logs() {
+    if !ready_for_tests() {
+        return;
+    }
+    let pp = Peapod::new("pod-output");
+    let name = "chatty";
+    let _pods = apply(
+        &pp,
+        name,
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: chatty
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: term
+      image: busybox
+      tty: true
+      command: ["sh", "-c", "[ -t 1 ] && echo stdout-is-a-terminal; tty; sleep 3600"]
+    - name: input
+      image: busybox
+      stdin: true
+      command: ["sh", "-c", "echo reading; read line; echo read-ended; sleep 3600"]
+    - name: flood-a
+      image: busybox
+      command: ["sh", "-c", "seq 1 30000; echo flood-a-done; sleep 3600"]
+    - name: flood-b
+      image: busybox
+      command: ["sh", "-c", "seq 1 30000 >&2; echo flood-b-done; sleep 3600"]
+"#,
+    );
+    let logs = |c: &str| pp.ok(&["logs", name, "-c", c]);
+    assert!(
+        wait_for(POD_TIMEOUT, || logs("flood-a").contains("flood-a-done")
+            && logs("flood-b").contains("flood-b-done")
+            && logs("term").contains("/dev/pts/")
+            && logs("input").contains("reading")),
+        "the output never all arrived:\n{}",
+        describe(&pp, name)
+    );
+    let term = logs("term");
+    assert!(term.contains("stdout-is-a-terminal"), "term: {term}");
+    // `logs` writes the container's stderr to its own stderr.
+    let stderr = |c: &str| {
+        let out = pp.output(&["logs", name, "-c", c]);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    for (c, text) in [("flood-a", logs("flood-a")), ("flood-b", stderr("flood-b"))] {
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let want: Vec<String> = (1..=30000).map(|n| n.to_string()).collect();
+        assert_eq!(
+            lines[..30000],
+            want[..],
+            "{c}: {} lines, first difference at {:?}",
+            lines.len(),
+            lines.iter().zip(&want).position(|(a, b)| a != b)
+        );
+    }
+    // The input stays open: the read is still waiting.
+    std::thread::sleep(Duration::from_millis(500));
+    let input = logs("input");
+    assert!(!input.contains("read-ended"), "stdin ended: {input}");
+    let (ready, status, _) = row(&pp, name).expect("the pod is listed");
+    assert_eq!((ready.as_str(), status.as_str()), ("4/4", "Running"));
+}

@@ -4,14 +4,14 @@
 //! as applied is kept, so applying the same manifest again changes nothing
 //! and a changed one replaces what it made.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use peapod_kube::Object;
 use peapod_kube::k8s_openapi::api::core::v1::PodSpec;
 use peapod_kube::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::kube::{PodMeta, plan};
-use super::launch::PodLaunch;
+use super::launch::{PendingPod, PodLaunch};
 use crate::containers::{Engine, EngineError};
 
 /// What apply did to one object (kubectl's words).
@@ -79,13 +79,20 @@ impl Engine {
                 _ => {}
             }
         }
+        // Pods come up several at a time: each has its own supervisor.
+        let mut window = PodWindow::new();
         for o in objects {
+            if !matches!(o, Object::Pod(_)) {
+                // What follows may refer to the pods before it.
+                window.drain(self, &mut out)?;
+            }
             match o {
                 Object::Pod(p) => {
                     let spec = p.spec.clone().unwrap_or_default();
                     let manifest = serde_json::to_value(p).unwrap_or_default();
                     let name = p.metadata.name.clone().unwrap_or_default();
-                    let action = self.apply_pod(
+                    let object = format!("pod/{name}");
+                    let begun = self.begin_apply_pod(
                         &name,
                         &p.metadata,
                         &spec,
@@ -94,11 +101,17 @@ impl Engine {
                         None,
                         manifest,
                         &config,
-                    )?;
-                    out.push(Applied {
-                        object: format!("pod/{name}"),
-                        action,
-                    });
+                    );
+                    match begun {
+                        Ok((action, None)) => out.push(Applied { object, action }),
+                        Ok((action, Some(pending))) => {
+                            window.push(self, Applied { object, action }, pending, &mut out)?
+                        }
+                        Err(e) => {
+                            let _ = window.drain(self, &mut out);
+                            return Err(e);
+                        }
+                    }
                 }
                 Object::Job(j) => {
                     let name = j.metadata.name.clone().unwrap_or_default();
@@ -145,6 +158,7 @@ impl Engine {
                 Object::ConfigMap(_) | Object::Secret(_) => {}
             }
         }
+        window.drain(self, &mut out)?;
         Ok(out)
     }
 
@@ -160,9 +174,39 @@ impl Engine {
         manifest: serde_json::Value,
         config: &BTreeMap<String, BTreeMap<String, Vec<u8>>>,
     ) -> Result<&'static str, EngineError> {
+        let (action, pending) = self.begin_apply_pod(
+            name,
+            meta,
+            spec,
+            default_restart,
+            max_restarts,
+            owner,
+            manifest,
+            config,
+        )?;
+        if let Some(p) = pending {
+            self.finish_pod(p)?;
+        }
+        Ok(action)
+    }
+
+    /// `apply_pod` up to the pod's supervisor running; None when the pod
+    /// is unchanged.
+    #[allow(clippy::too_many_arguments)]
+    fn begin_apply_pod(
+        &self,
+        name: &str,
+        meta: &ObjectMeta,
+        spec: &PodSpec,
+        default_restart: &str,
+        max_restarts: Option<u32>,
+        owner: Option<String>,
+        manifest: serde_json::Value,
+        config: &BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+    ) -> Result<(&'static str, Option<PendingPod>), EngineError> {
         let ns = namespace(meta);
         let action = match self.pods.find(&ns, name)? {
-            Some(p) if p.manifest == manifest && !p.deleting => return Ok("unchanged"),
+            Some(p) if p.manifest == manifest && !p.deleting => return Ok(("unchanged", None)),
             Some(p) => {
                 self.delete_pod(&p.id, None)?;
                 "configured"
@@ -191,12 +235,76 @@ impl Engine {
                 return Err(e);
             }
         };
-        self.run_pod(PodLaunch {
+        let pending = self.begin_pod(PodLaunch {
             plan,
             uid,
             owner,
             manifest,
         })?;
-        Ok(action)
+        Ok((action, Some(pending)))
+    }
+}
+
+/// The pods of one apply coming up at once, finished (and reported) in
+/// the order they were applied.
+struct PodWindow {
+    pending: VecDeque<(Applied, PendingPod)>,
+    limit: usize,
+}
+
+impl PodWindow {
+    fn new() -> Self {
+        // Bringing a pod up waits on its network plugins and the disk as
+        // much as on a CPU: a few per core.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        PodWindow {
+            pending: VecDeque::new(),
+            limit: (cores * 2).clamp(2, 8),
+        }
+    }
+
+    fn push(
+        &mut self,
+        engine: &Engine,
+        applied: Applied,
+        pod: PendingPod,
+        out: &mut Vec<Applied>,
+    ) -> Result<(), EngineError> {
+        self.pending.push_back((applied, pod));
+        if self.pending.len() >= self.limit
+            && let Err(e) = self.finish_oldest(engine, out)
+        {
+            // The others are up or failing on their own (a failed one
+            // removes itself): wait for them, then report this one.
+            let _ = self.drain(engine, out);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn finish_oldest(
+        &mut self,
+        engine: &Engine,
+        out: &mut Vec<Applied>,
+    ) -> Result<(), EngineError> {
+        let Some((applied, pod)) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        engine.finish_pod(pod)?;
+        out.push(applied);
+        Ok(())
+    }
+
+    /// Waits for every pending pod; the first error, after all of them.
+    fn drain(&mut self, engine: &Engine, out: &mut Vec<Applied>) -> Result<(), EngineError> {
+        let mut first = Ok(());
+        while !self.pending.is_empty() {
+            if let Err(e) = self.finish_oldest(engine, out)
+                && first.is_ok()
+            {
+                first = Err(e);
+            }
+        }
+        first
     }
 }

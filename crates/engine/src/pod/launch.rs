@@ -1,6 +1,8 @@
 //! Creating, starting and deleting pods from the command line's side: the
 //! record, the detached supervisor, and the delete request.
 
+use std::fs::File;
+use std::io::BufReader;
 use std::time::{Duration, Instant};
 
 use super::record::{ContainerState, ContainerStatus, Phase, PodRecord};
@@ -17,10 +19,26 @@ pub struct PodLaunch {
     pub manifest: serde_json::Value,
 }
 
+/// A pod whose supervisor is bringing it up.
+pub struct PendingPod {
+    id: String,
+    name: String,
+    /// The supervisor's event pipe.
+    events: BufReader<File>,
+}
+
 impl Engine {
     /// Makes pod `launch` and starts its supervisor; returns once its app
     /// containers run (or it failed to start).
     pub fn run_pod(&self, launch: PodLaunch) -> Result<PodRecord, EngineError> {
+        let pending = self.begin_pod(launch)?;
+        self.finish_pod(pending)
+    }
+
+    /// Makes pod `launch` and starts its supervisor, which brings the pod
+    /// up on its own; [`Self::finish_pod`] waits for it. Several pods may
+    /// be coming up at once.
+    pub fn begin_pod(&self, launch: PodLaunch) -> Result<PendingPod, EngineError> {
         let id = crate::record::new_id()?;
         let plan = launch.plan;
         let record = PodRecord {
@@ -61,13 +79,27 @@ impl Engine {
         };
         self.pods.create(&record)?;
         let log = self.pods.dir(&id).join("supervisor.log");
-        let mut events = match self.spawn_detached(&["__pod-supervise".into(), id.clone()], &log) {
-            Ok(e) => e,
+        match self.spawn_detached(&["__pod-supervise".into(), id.clone()], &log) {
+            Ok(events) => Ok(PendingPod {
+                id,
+                name: record.name,
+                events,
+            }),
             Err(e) => {
                 let _ = self.pods.remove(&id);
-                return Err(e);
+                Err(e)
             }
-        };
+        }
+    }
+
+    /// Waits until pending pod's app containers run (or it failed to
+    /// start, and is removed whole).
+    pub fn finish_pod(&self, pending: PendingPod) -> Result<PodRecord, EngineError> {
+        let PendingPod {
+            id,
+            name,
+            mut events,
+        } = pending;
         loop {
             match next_event(&mut events) {
                 Some(ev) if ev["event"] == "started" => break,
@@ -78,7 +110,7 @@ impl Engine {
                     return Err(LaunchError::StartFailed {
                         message: format!(
                             "pod {}: {}",
-                            record.name,
+                            name,
                             ev["message"].as_str().unwrap_or("failed to start")
                         ),
                         code: 1,

@@ -17,6 +17,7 @@ mod launch;
 pub mod object_store;
 pub mod probe;
 mod record;
+mod run;
 mod status;
 mod supervisor;
 

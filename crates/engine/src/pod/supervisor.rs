@@ -9,20 +9,24 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
+use std::os::fd::AsFd;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 
 use super::infra::{self, InfraSpec};
 use super::probe::{self, Action, Kind, Probe};
 use super::record::{ContainerState, Phase, PodRecord};
+use super::run::{self, Run};
 use super::{ContainerKind, POD_IP, PodRestart, cgroup};
 use crate::containers::{Engine, EngineError};
-use crate::monitor::{self, MonitorSpec, Ready};
+use crate::monitor::Ready;
 use crate::record::{ProcRef, State};
 use crate::request::{IpcMode, NetworkMode, PidMode, UtsMode};
 use crate::restart::RestartPolicy;
-use crate::supervisor::LogConfig;
 use crate::time::format_rfc3339_nano;
 
 /// How long a postStart hook may take.
@@ -53,32 +57,18 @@ enum Wake {
     Timer,
 }
 
-fn wait_signal(timeout: Option<Duration>) -> Wake {
-    let set = signals();
-    let sig = match timeout {
-        None => set.wait().map(|s| s as i32).unwrap_or(0),
-        Some(t) => {
-            let ts = libc::timespec {
-                tv_sec: t.as_secs() as libc::time_t,
-                tv_nsec: t.subsec_nanos() as libc::c_long,
-            };
-            // SAFETY: sigtimedwait reads the valid set and timespec given;
-            // a null siginfo pointer is allowed.
-            unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &ts) }
-        }
-    };
-    match sig {
-        libc::SIGCHLD => Wake::Child,
-        libc::SIGTERM | libc::SIGINT | libc::SIGUSR1 | libc::SIGHUP => Wake::Stop,
-        _ => Wake::Timer,
-    }
-}
-
 struct Pod<'a> {
     engine: &'a Engine,
     id: String,
-    /// monitor pid -> container index
-    monitors: HashMap<i32, usize>,
+    /// The running containers, by main pid.
+    runs: HashMap<i32, Run>,
+    /// Containers that could not start: index and exit code, handled as
+    /// if they had ended.
+    failed_starts: Vec<(usize, i32)>,
+    /// SIGCHLD, SIGTERM and the rest, read here instead of delivered.
+    signals: SignalFd,
+    /// Where container output is read into.
+    buf: Vec<u8>,
     /// container index -> when to start it again
     timers: HashMap<usize, Instant>,
     /// other children reaped while waiting for something else
@@ -117,10 +107,15 @@ pub fn run(engine: &Engine, id: &str, ready: Option<File>) -> Result<(), EngineE
     pea_runtime::become_subreaper().map_err(|e| EngineError::Invalid(format!("subreaper: {e}")))?;
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals()), None)
         .map_err(|e| EngineError::Invalid(format!("block signals: {e}")))?;
+    let signals = SignalFd::with_flags(&signals(), SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| EngineError::Invalid(format!("make a signalfd: {e}")))?;
     let mut pod = Pod {
         engine,
         id: id.to_string(),
-        monitors: HashMap::new(),
+        runs: HashMap::new(),
+        failed_starts: Vec::new(),
+        signals,
+        buf: vec![0; 16 * 1024],
         timers: HashMap::new(),
         infra: None,
         stopping: false,
@@ -334,7 +329,7 @@ impl Pod<'_> {
         Ok(())
     }
 
-    /// Forks a monitor that runs container `i` once.
+    /// Creates and starts container `i`; its run is watched here.
     fn start(&mut self, i: usize) -> Result<(), EngineError> {
         let rec = self.record()?;
         let status = &rec.containers[i];
@@ -344,51 +339,24 @@ impl Pod<'_> {
                 status.name
             )));
         };
-        let crec = self.engine.store.load(&cid)?;
-        let spec = MonitorSpec {
-            runtime: self.engine.runtime.clone(),
-            store: self.engine.store.clone(),
-            id: cid.clone(),
-            bundle: crec.setup.bundle.clone(),
-            socket: self.engine.socket(&cid),
-            log: LogConfig::default(),
-            tty: crec.setup.tty,
-            interactive: crec.setup.interactive,
-            wait_attach: false,
-        };
-        let _ = std::fs::create_dir_all(self.engine.paths.sockets());
-        self.engine.store.update(&cid, |r| {
-            r.state = State::Created;
-            r.supervisor = ProcRef::current();
-        })?;
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| EngineError::Invalid(format!("make a pipe: {e}")))?;
-        // SAFETY: this process has one thread, so the child may run any
-        // code after fork.
-        match unsafe { fork() }.map_err(|e| EngineError::Invalid(format!("fork a monitor: {e}")))? {
-            ForkResult::Child => {
-                drop(read);
-                let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&signals()), None);
-                let code = match monitor::run(&spec, &mut Ready::new(Some(File::from(write)))) {
-                    Ok(_) => 0,
-                    Err(e) => {
-                        eprintln!("monitor of {}: {e}", spec.id);
-                        1
-                    }
-                };
-                std::process::exit(code);
+        match run::start(self.engine, i, &cid)? {
+            Ok(run) => {
+                self.runs.insert(run.pid, run);
             }
-            ForkResult::Parent { child } => {
-                drop(write);
-                self.monitors.insert(child.as_raw(), i);
-            }
-        }
-        // Containers start in order, each once the one before runs (so a
-        // container may count on its elders' processes).
-        let mut events = std::io::BufReader::new(File::from(read));
-        while let Some(ev) = crate::containers::next_event(&mut events) {
-            if ev["event"] != "created" {
-                break;
+            Err(failure) => {
+                let name = status.name.clone();
+                self.update(|r| {
+                    r.event(
+                        "Warning",
+                        "Failed",
+                        format!(
+                            "Error: container {name} could not start: {}",
+                            failure.reason
+                        ),
+                    )
+                })?;
+                self.failed_starts.push((i, failure.code));
+                return Ok(());
             }
         }
         let name = status.name.clone();
@@ -403,8 +371,8 @@ impl Pod<'_> {
         // Without a readiness probe a running container is ready (once its
         // startup probe succeeds, if it has one).
         let ready = pc.readiness.is_none() && pc.startup.is_none() && hook_failed.is_none();
-        // The run's start as its monitor recorded it (before its first
-        // output), so logs split by run start never lose a line.
+        // The run's start as recorded (before its first output), so logs
+        // split by run start never lose a line.
         let started = self
             .engine
             .store
@@ -557,7 +525,7 @@ impl Pod<'_> {
             let rec = self.record()?;
             for i in overdue {
                 self.kill_at.remove(&i);
-                if self.monitors.values().any(|&j| j == i)
+                if self.running(i)
                     && let Some(cid) = &rec.containers[i].container_id
                 {
                     let _ = self.engine.runtime.kill(cid, kill, true);
@@ -695,10 +663,10 @@ impl Pod<'_> {
         Ok(())
     }
 
-    /// Reaps what ended; for each monitor that ended, its container's
-    /// index and exit code.
+    /// Reaps what ended; for each container that ended (or could not
+    /// start), its index and exit code.
     fn reap(&mut self) -> Vec<(usize, i32)> {
-        let mut ended = Vec::new();
+        let mut ended = std::mem::take(&mut self.failed_starts);
         loop {
             match waitpid(
                 Pid::from_raw(-1),
@@ -730,27 +698,97 @@ impl Pod<'_> {
             self.infra = None;
             let _ = self.update(|r| r.event("Warning", "SandboxDied", "the infra process ended"));
         }
-        if let Some(i) = self.monitors.remove(&pid) {
-            ended.push((i, self.exit_code(i)));
+        if let Some(run) = self.runs.remove(&pid) {
+            let i = run.index;
+            if let Err(e) = run.finish(self.engine, code, &mut self.buf) {
+                eprintln!("record the end of container {i}: {e}");
+            }
+            ended.push((i, code));
         }
     }
 
-    /// The exit code the monitor of container `i` recorded.
-    fn exit_code(&self, i: usize) -> i32 {
-        let Ok(rec) = self.record() else { return 255 };
-        let Some(cid) = rec.containers.get(i).and_then(|c| c.container_id.clone()) else {
-            return 255;
-        };
-        match self.engine.store.load(&cid).map(|r| r.state) {
-            Ok(State::Exited { code, .. }) => code,
-            Ok(State::Running { .. }) => {
-                // Its monitor died: whatever is left goes.
-                let kill = pea_runtime::SignalNumber::parse("9").expect("SIGKILL");
-                let _ = self.engine.runtime.kill(&cid, kill, true);
-                let _ = self.engine.runtime.delete(&cid, true);
-                137
+    /// Whether container `i` runs now.
+    fn running(&self, i: usize) -> bool {
+        self.runs.values().any(|r| r.index == i)
+    }
+
+    /// Waits for a signal, at most `timeout`, copying container output
+    /// into the logs meanwhile. A start that failed wakes it at once.
+    fn wait(&mut self, timeout: Option<Duration>) -> Wake {
+        self.wait_with(timeout, true)
+    }
+
+    /// Copies container output into the logs for `time`, leaving signals
+    /// for the next [`Self::wait`].
+    fn pump_for(&mut self, time: Duration) {
+        self.wait_with(Some(time), false);
+    }
+
+    fn wait_with(&mut self, timeout: Option<Duration>, signals: bool) -> Wake {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if signals && !self.failed_starts.is_empty() {
+                return Wake::Child;
             }
-            _ => 255,
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let keys: Vec<(i32, usize)> = self
+                .runs
+                .iter()
+                .flat_map(|(&pid, r)| (0..r.outputs().count()).map(move |n| (pid, n)))
+                .collect();
+            let ready: Vec<usize> = {
+                // The signalfd is polled for nothing when signals wait.
+                let events = if signals {
+                    PollFlags::POLLIN
+                } else {
+                    PollFlags::empty()
+                };
+                let mut fds = vec![PollFd::new(self.signals.as_fd(), events)];
+                for run in self.runs.values() {
+                    fds.extend(run.outputs().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+                }
+                let timeout = match left {
+                    None => PollTimeout::NONE,
+                    // Rounded up, so a timer due in 0.4 ms does not spin.
+                    Some(l) => PollTimeout::from(
+                        u16::try_from(l.as_nanos().div_ceil(1_000_000)).unwrap_or(u16::MAX),
+                    ),
+                };
+                match poll(&mut fds, timeout) {
+                    Ok(0) => return Wake::Timer,
+                    Ok(_) => (0..fds.len())
+                        .filter(|&n| fds[n].any().unwrap_or(false))
+                        .collect(),
+                    Err(nix::Error::EINTR) => Vec::new(),
+                    Err(_) => return Wake::Timer,
+                }
+            };
+            // Output first (by run, last stream first: pump may close it).
+            for &n in ready.iter().rev().filter(|&&n| n > 0) {
+                let (pid, out) = keys[n - 1];
+                if let Some(run) = self.runs.get_mut(&pid) {
+                    run.pump(out, &mut self.buf);
+                }
+            }
+            if ready.first() == Some(&0) {
+                let mut wake = None;
+                while let Ok(Some(info)) = self.signals.read_signal() {
+                    let w = match info.ssi_signo as i32 {
+                        libc::SIGCHLD => Wake::Child,
+                        _ => Wake::Stop,
+                    };
+                    // A stop request outranks a child's end.
+                    if !matches!(wake, Some(Wake::Stop)) {
+                        wake = Some(w);
+                    }
+                }
+                if let Some(w) = wake {
+                    return w;
+                }
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Wake::Timer;
+            }
         }
     }
 
@@ -766,7 +804,7 @@ impl Pod<'_> {
             }
             self.tick_probes()?;
             let next = self.next_probe_event();
-            match wait_signal(next.map(|t| t.saturating_duration_since(Instant::now()))) {
+            match self.wait(next.map(|t| t.saturating_duration_since(Instant::now()))) {
                 Wake::Stop if self.delete_requested() => {
                     self.stopping = true;
                     return Ok(None);
@@ -791,7 +829,7 @@ impl Pod<'_> {
                 Some(p) => left.min(p.saturating_duration_since(Instant::now())),
                 None => left,
             };
-            match wait_signal(Some(left)) {
+            match self.wait(Some(left)) {
                 Wake::Stop if self.delete_requested() => {
                     self.stopping = true;
                     return Ok(false);
@@ -920,7 +958,7 @@ impl Pod<'_> {
             let rec = self.record()?;
             let apps_active = (0..rec.plan.containers.len()).any(|i| {
                 rec.plan.containers[i].kind == ContainerKind::App
-                    && (self.monitors.values().any(|&j| j == i) || self.timers.contains_key(&i))
+                    && (self.running(i) || self.timers.contains_key(&i))
             });
             if !apps_active && !rec.plan.keep_running {
                 let failed = rec.containers.iter().any(|c| {
@@ -944,7 +982,9 @@ impl Pod<'_> {
                 .copied()
                 .chain(self.next_probe_event())
                 .min();
-            let wake = wait_signal(next.map(|t| t.saturating_duration_since(Instant::now())));
+            drop(rec);
+            release_free_memory();
+            let wake = self.wait(next.map(|t| t.saturating_duration_since(Instant::now())));
             match wake {
                 Wake::Stop if self.delete_requested() => {
                     self.stopping = true;
@@ -987,7 +1027,7 @@ impl Pod<'_> {
             self.drop_probes(i);
         }
         let rec = self.record()?;
-        let running: Vec<usize> = self.monitors.values().copied().collect();
+        let running: Vec<usize> = self.runs.values().map(|r| r.index).collect();
         for &i in &running {
             let c = &rec.plan.containers[i];
             let Some(cid) = rec.containers[i].container_id.clone() else {
@@ -1027,21 +1067,22 @@ impl Pod<'_> {
             }
         }
         let deadline = Instant::now() + Duration::from_secs(u64::from(grace));
-        while !self.monitors.is_empty() && Instant::now() < deadline {
-            let _ = wait_signal(Some(deadline.saturating_duration_since(Instant::now())));
+        while !self.runs.is_empty() && Instant::now() < deadline {
+            let _ = self.wait(Some(deadline.saturating_duration_since(Instant::now())));
             for (j, code) in self.reap() {
                 self.after_exit(j, code)?;
             }
         }
         let kill = pea_runtime::SignalNumber::parse("9").expect("SIGKILL");
-        for &i in self.monitors.clone().values() {
+        let running: Vec<usize> = self.runs.values().map(|r| r.index).collect();
+        for &i in &running {
             if let Some(cid) = &rec.containers[i].container_id {
                 let _ = self.engine.runtime.kill(cid, kill, true);
             }
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.monitors.is_empty() && Instant::now() < deadline {
-            let _ = wait_signal(Some(Duration::from_millis(200)));
+        while !self.runs.is_empty() && Instant::now() < deadline {
+            let _ = self.wait(Some(Duration::from_millis(200)));
             for (j, code) in self.reap() {
                 self.after_exit(j, code)?;
             }
@@ -1063,7 +1104,7 @@ impl Pod<'_> {
                 Pid::from_raw(pid),
                 Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
             ) {
-                Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(20)),
+                Ok(WaitStatus::StillAlive) => self.pump_for(Duration::from_millis(20)),
                 Ok(WaitStatus::Exited(_, 0)) => return Ok(()),
                 Ok(WaitStatus::Exited(_, c)) => {
                     return Err(format!("command {cmd:?} exited with code {c}"));
@@ -1126,6 +1167,14 @@ impl Pod<'_> {
             });
         }
     }
+}
+
+/// Gives the heap's free pages back to the system before the supervisor
+/// idles: it lives as long as its pod, and what bring-up and record reads
+/// left free would otherwise stay resident.
+fn release_free_memory() {
+    // SAFETY: malloc_trim only walks and trims this process's own heap.
+    unsafe { libc::malloc_trim(0) };
 }
 
 /// Frees what the pod holds besides its processes (idempotent; also used by
