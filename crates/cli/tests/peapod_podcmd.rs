@@ -361,3 +361,77 @@ spec:
     pp.ok(&["delete", "pod", name, "--grace-period", "0"]);
     assert!(!claim.exists(), "the range is released");
 }
+
+/// `pod stop` then `pod start` of a pod made by `apply`: it comes back
+/// up whole (a new infra process, its containers made again in its
+/// namespaces, sharing net and ipc), and the restart history is kept.
+#[test]
+fn manifest_pod_stops_and_starts_again() {
+    if !ready_for_tests() {
+        return;
+    }
+    let pp = Peapod::new("podcmd-kube");
+    let name = "restartable";
+    let file = pp.dir().join("pod.yaml");
+    std::fs::write(
+        &file,
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: restartable
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: one
+      image: busybox
+      command: ["sh", "-c", "echo run; sleep 1000"]
+    - name: two
+      image: busybox
+      command: ["sleep", "1000"]
+"#,
+    )
+    .expect("write the manifest");
+    let _pods = Pods {
+        pp: &pp,
+        names: vec![name.to_string()],
+    };
+    pp.ok(&["apply", "-f", &file.to_string_lossy()]);
+    let infra_before = inspect(&pp, name)["infraPid"].as_i64();
+    pp.ok(&["pod", "stop", name]);
+    let status = |pp: &Peapod| {
+        let out = pp.ok(&["get", "pods", name]);
+        out.lines().nth(1).unwrap_or_default().to_string()
+    };
+    assert!(
+        wait_for(POD_TIMEOUT, || !status(&pp).contains("Running")),
+        "still running after pod stop: {}",
+        status(&pp)
+    );
+    pp.ok(&["pod", "start", name]);
+    assert!(
+        wait_for(POD_TIMEOUT, || status(&pp).contains("2/2")
+            && status(&pp).contains("Running")),
+        "not running again: {}\n{}",
+        status(&pp),
+        pp.code(&["describe", "pod", name]).1
+    );
+    let v = inspect(&pp, name);
+    let infra = v["infraPid"].as_i64().expect("an infra process");
+    assert_ne!(Some(infra), infra_before, "a new infra process: {v:#}");
+    let rows = ns_rows(&pp, name);
+    let pid = |c: &str| {
+        rows.iter()
+            .find(|r| r.0 == c)
+            .map(|r| r.1)
+            .unwrap_or_else(|| panic!("no {c} in {rows:?}"))
+    };
+    for c in ["one", "two"] {
+        for kind in ["net", "ipc"] {
+            assert_eq!(ns_inode(pid(c), kind), ns_inode(infra, kind), "{c} {kind}");
+        }
+    }
+    // Both runs' output is in the log.
+    let logs = pp.ok(&["logs", name, "-c", "one"]);
+    assert!(logs.contains("run"), "{logs}");
+    pp.ok(&["exec", name, "-c", "two", "--", "true"]);
+}

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::launch::PodLaunch;
-use super::record::{Phase, PodRecord};
+use super::record::{ContainerState, Phase, PodRecord};
 use super::{PodPlan, PodRestart, cgroup};
 use crate::containers::{Engine, EngineError, Launch, Status};
 use crate::record::Record;
@@ -159,20 +159,24 @@ impl Engine {
         for c in self.pod_members(&pod.id)? {
             self.stop(&c.id, timeout)?;
         }
-        for c in pod
-            .containers
-            .iter()
-            .filter_map(|c| c.container_id.as_ref())
-        {
-            let _ = self.stop(c, timeout);
-        }
-        let (rec, ()) = self.pods.update(&pod.id, |r| r.plan.keep_running = false)?;
+        // The manifest's containers are the supervisor's to stop (preStop
+        // hooks, stop signal, grace period), without restarting them.
+        let (rec, ()) = self.pods.update(&pod.id, |r| {
+            r.plan.keep_running = false;
+            if !r.containers.is_empty() {
+                r.stopping = true;
+                if let Some(t) = timeout {
+                    r.plan.grace_period = t;
+                }
+            }
+        })?;
         if let Some(s) = rec.supervisor.filter(|s| s.alive()) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(s.pid),
                 nix::sys::signal::Signal::SIGUSR1,
             );
-            let deadline = Instant::now() + Duration::from_secs(30);
+            let deadline =
+                Instant::now() + Duration::from_secs(30 + u64::from(rec.plan.grace_period));
             while Instant::now() < deadline {
                 match self.pods.load(&pod.id) {
                     Ok(r) if r.supervisor.is_some_and(|s| s.alive()) => {
@@ -194,11 +198,16 @@ impl Engine {
         let rec = if pod.supervisor.is_some_and(|s| s.alive()) {
             pod
         } else {
-            if pod.containers.iter().any(|c| c.container_id.is_some()) {
-                return Err(EngineError::Invalid(format!(
-                    "pod {} was made from a manifest: apply it again instead",
-                    pod.name
-                )));
+            // A pod made from a manifest comes up as it was first made: its
+            // supervisor makes its containers again, in the new infra
+            // process's namespaces (their logs and restart counts go on).
+            let from_manifest = !pod.containers.is_empty();
+            for cid in pod
+                .containers
+                .iter()
+                .filter_map(|c| c.container_id.as_ref())
+            {
+                self.remove(cid, true, false)?;
             }
             let old = pod
                 .events
@@ -206,7 +215,22 @@ impl Engine {
                 .rev()
                 .find_map(|e| infra_pid_of(&e.message));
             self.pods.update(&pod.id, |r| {
-                r.plan.keep_running = true;
+                if from_manifest {
+                    for c in &mut r.containers {
+                        c.container_id = None;
+                        c.ready = false;
+                        if matches!(c.state, ContainerState::Terminated { .. }) {
+                            c.last_state = Some(c.state.clone());
+                        }
+                        c.state = ContainerState::Waiting {
+                            reason: "ContainerCreating".into(),
+                        };
+                    }
+                } else {
+                    r.plan.keep_running = true;
+                }
+                r.deleting = false;
+                r.stopping = false;
                 r.phase = Phase::Pending;
                 r.finished = None;
                 r.infra = None;

@@ -74,6 +74,7 @@ impl Engine {
                 .collect(),
             events: Vec::new(),
             deleting: false,
+            stopping: false,
             finished: None,
             plan,
         };

@@ -97,6 +97,10 @@ pub struct PodRecord {
     pub events: Vec<Event>,
     /// A delete was asked for: the supervisor stops everything.
     pub deleting: bool,
+    /// A stop was asked for (`pod stop`): the supervisor stops the
+    /// containers and tears the pod down; the pod stays defined.
+    #[serde(default)]
+    pub stopping: bool,
     /// When the pod ended (RFC 3339).
     pub finished: Option<String>,
 }

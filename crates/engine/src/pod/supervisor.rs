@@ -157,8 +157,9 @@ pub fn run(engine: &Engine, id: &str, ready: Option<File>) -> Result<(), EngineE
     if let Err(e) = &result {
         ready.send(serde_json::json!({"event": "error", "message": format!("the pod ended before its containers started: {e}"), "code": 1}));
     }
-    let deleting = pod.stopping;
-    pod.tear_down(deleting);
+    // Stopped (`pod stop`): torn down but kept; deleted: removed.
+    let remove = pod.stopping && pod.record().map(|r| r.deleting).unwrap_or(true);
+    pod.tear_down(remove);
     result
 }
 
@@ -814,8 +815,11 @@ impl Pod<'_> {
         }
     }
 
+    /// Whether a delete or a stop was asked for.
     fn delete_requested(&self) -> bool {
-        self.record().map(|r| r.deleting).unwrap_or(true)
+        self.record()
+            .map(|r| r.deleting || r.stopping)
+            .unwrap_or(true)
     }
 
     /// Sleeps until `at` unless a delete comes first; whether it slept.
@@ -1164,6 +1168,10 @@ impl Pod<'_> {
             let _ = self.update(|r| {
                 r.infra = None;
                 r.supervisor = None;
+                if r.stopping && matches!(r.phase, Phase::Pending | Phase::Running) {
+                    r.phase = Phase::Succeeded;
+                    r.finished = Some(now());
+                }
             });
         }
     }
