@@ -82,7 +82,11 @@ fn pod_failure_policy(policy: &PodFailurePolicy, spec: &JobSpec, errors: &mut Fi
         .template
         .spec
         .iter()
-        .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
+        .flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        })
         .map(|c| c.name.as_str())
         .collect();
     if policy.rules.len() > 20 {
