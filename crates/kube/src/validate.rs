@@ -2,9 +2,11 @@
 //! field path (`spec.containers[0].resources.limits.memory`).
 //!
 //! This file holds the object level (metadata, workload specs, selectors);
-//! `validate/pod.rs` the pod spec, `validate/dns.rs` the name syntax.
+//! `validate/pod.rs` the pod spec, `validate/job.rs` the Job spec,
+//! `validate/dns.rs` the name syntax.
 
 mod dns;
+mod job;
 mod pod;
 
 use std::collections::BTreeMap;
@@ -77,19 +79,7 @@ pub fn validate(object: &Object) -> Result<(), FieldErrors> {
             None => errors.push("spec", "required"),
         },
         Object::Job(job) => match &job.spec {
-            Some(spec) => {
-                for (field, value) in [
-                    ("parallelism", spec.parallelism),
-                    ("completions", spec.completions),
-                    ("backoffLimit", spec.backoff_limit),
-                ] {
-                    non_negative(&format!("spec.{field}"), value.map(i64::from), &mut errors);
-                }
-                if spec.active_deadline_seconds.is_some_and(|s| s <= 0) {
-                    errors.push("spec.activeDeadlineSeconds", "must be greater than 0");
-                }
-                template(&spec.template, RestartRule::Job, &mut errors);
-            }
+            Some(spec) => job::job_spec(spec, &mut errors),
             None => errors.push("spec", "required"),
         },
         Object::Deployment(d) => {

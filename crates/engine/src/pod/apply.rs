@@ -2,7 +2,8 @@
 //! Deployment or ReplicaSet is a record and a controller process that
 //! makes the pods (see [`super::job`], [`super::deployment`]). The object
 //! as applied is kept, so applying the same manifest again changes nothing
-//! and a changed one replaces what it made.
+//! and a changed one replaces what it made (a Job changes only its mutable
+//! fields, in place).
 
 use std::collections::{BTreeMap, VecDeque};
 

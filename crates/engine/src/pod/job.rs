@@ -13,21 +13,32 @@
 //!
 //! Pods are named `<job>-<5 chars>`, owned by `Job/<name>` and labelled
 //! `job-name`, `batch.kubernetes.io/job-name`, `controller-uid` and
-//! `batch.kubernetes.io/controller-uid`.
+//! `batch.kubernetes.io/controller-uid`. An Indexed Job's pods are named
+//! `<job>-<index>-<5 chars>` (see [`super::job_index`]).
+//!
+//! `suspend: true` keeps a Job from making pods and deletes those it runs
+//! (they do not count as failures); its start time and so its deadline
+//! begin again when it resumes. A `podFailurePolicy` decides what each
+//! failed pod does (see [`super::job_failure_policy`]). Applying a changed
+//! Job changes suspend, parallelism, backoffLimit, activeDeadlineSeconds
+//! and ttlSecondsAfterFinished in place; the rest is immutable, as in
+//! Kubernetes.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::{SigmaskHow, Signal, kill, sigprocmask};
 use nix::unistd::Pid;
-use peapod_kube::k8s_openapi::api::batch::v1::Job;
+use peapod_kube::k8s_openapi::api::batch::v1::{Job, PodFailurePolicy};
 use peapod_kube::k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde::{Deserialize, Serialize};
 
 use super::controller::{reap, signals, wait_signal};
 use super::deployment::ConfigData;
+use super::job_failure_policy::{FailureAction, classify};
+use super::job_index::{FAILURE_COUNT_KEY, INDEX_KEY, index_pod_spec, pod_index};
 use super::record::{Event, Phase, PodRecord};
 use crate::containers::{Engine, EngineError, next_event};
 use crate::monitor::Ready;
@@ -45,7 +56,28 @@ const BACKOFF_MAX: Duration = Duration::from_secs(360);
 pub struct JobEnd {
     /// Complete or Failed.
     pub condition: String,
-    /// BackoffLimitExceeded, DeadlineExceeded (Failed) or empty.
+    /// CompletionsReached (Complete); BackoffLimitExceeded,
+    /// DeadlineExceeded, PodFailurePolicy, FailedIndexes or
+    /// MaxFailedIndexesExceeded (Failed).
+    pub reason: String,
+    pub message: String,
+    pub time: String,
+}
+
+/// The Job's Suspended condition: true while suspended, false once
+/// resumed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suspension {
+    pub suspended: bool,
+    pub time: String,
+}
+
+/// One condition of a Job's status, as Kubernetes shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobCondition {
+    /// Suspended, SuccessCriteriaMet, Complete, FailureTarget or Failed.
+    pub kind: &'static str,
+    pub status: bool,
     pub reason: String,
     pub message: String,
     pub time: String,
@@ -66,18 +98,48 @@ pub struct JobRecord {
     pub backoff_limit: u32,
     pub active_deadline_seconds: Option<u64>,
     pub ttl_seconds_after_finished: Option<u64>,
+    /// `completionMode: Indexed`.
+    #[serde(default)]
+    pub indexed: bool,
+    /// `suspend: true`: no pods run.
+    #[serde(default)]
+    pub suspend: bool,
+    /// Failures of one index after which the index fails (Indexed).
+    #[serde(default)]
+    pub backoff_limit_per_index: Option<u32>,
+    /// Failed indexes after which the Job fails.
+    #[serde(default)]
+    pub max_failed_indexes: Option<u32>,
+    #[serde(default)]
+    pub pod_failure_policy: Option<PodFailurePolicy>,
     /// ConfigMaps and Secrets applied with it (for its pods' volumes/env).
     #[serde(default)]
     pub config: ConfigData,
-    /// When the controller first looked at it (status.startTime).
+    /// When the controller first looked at it, or last resumed it
+    /// (status.startTime).
     pub start_time: Option<String>,
     /// Pods counted as succeeded or failed, by pod uid (true: succeeded),
     /// so a pod deleted afterwards still counts.
     #[serde(default)]
     pub counted: BTreeMap<String, bool>,
+    /// The completion index of each counted pod (Indexed).
+    #[serde(default)]
+    pub indexes: BTreeMap<String, u32>,
+    /// Failed pods the podFailurePolicy said to ignore, by uid.
+    #[serde(default)]
+    pub ignored: BTreeSet<String>,
+    /// Indexes that failed for good (backoffLimitPerIndex, FailIndex).
+    #[serde(default)]
+    pub failed_indexes: BTreeSet<u32>,
+    /// A FailJob rule of the podFailurePolicy matched: its message.
+    #[serde(default)]
+    pub policy_failure: Option<String>,
     /// When the last failed pod ended (for the back-off).
     #[serde(default)]
     pub last_failure: Option<String>,
+    /// The Suspended condition, once the Job was suspended.
+    #[serde(default)]
+    pub suspension: Option<Suspension>,
     pub end: Option<JobEnd>,
     /// The controller process.
     pub controller: Option<ProcRef>,
@@ -86,6 +148,30 @@ pub struct JobRecord {
     pub deleting: bool,
     #[serde(default)]
     pub events: Vec<Event>,
+}
+
+/// Fields of a Job's spec that may change while it exists.
+const MUTABLE: [&str; 5] = [
+    "suspend",
+    "parallelism",
+    "backoffLimit",
+    "activeDeadlineSeconds",
+    "ttlSecondsAfterFinished",
+];
+
+/// The first field of `old`'s spec that `new` changes and that may not
+/// change (`spec.template`), if any.
+pub fn immutable_change(old: &serde_json::Value, new: &serde_json::Value) -> Option<String> {
+    let spec = |v: &serde_json::Value| {
+        let mut s = v["spec"].as_object().cloned().unwrap_or_default();
+        s.retain(|k, _| !MUTABLE.contains(&k.as_str()));
+        s
+    };
+    let (old, new) = (spec(old), spec(new));
+    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    keys.into_iter()
+        .find(|k| old.get(*k) != new.get(*k))
+        .map(|k| format!("spec.{k}"))
 }
 
 impl JobRecord {
@@ -113,8 +199,80 @@ impl JobRecord {
             && p.plan.labels.get("controller-uid") == Some(&self.uid)
     }
 
+    /// Succeeded pods; for an Indexed Job, succeeded indexes.
     pub fn succeeded(&self) -> u32 {
+        if self.indexed {
+            return self.succeeded_indexes().len() as u32;
+        }
         self.counted.values().filter(|&&s| s).count() as u32
+    }
+
+    /// The indexes with a succeeded pod (Indexed).
+    pub fn succeeded_indexes(&self) -> BTreeSet<u32> {
+        self.counted
+            .iter()
+            .filter(|(_, ok)| **ok)
+            .filter_map(|(uid, _)| self.indexes.get(uid).copied())
+            .filter(|&i| i < self.completions)
+            .collect()
+    }
+
+    /// How often index `index` failed.
+    pub fn index_failures(&self, index: u32) -> u32 {
+        self.counted
+            .iter()
+            .filter(|(uid, ok)| !**ok && self.indexes.get(*uid) == Some(&index))
+            .count() as u32
+    }
+
+    /// The conditions of its status, oldest first.
+    pub fn conditions(&self) -> Vec<JobCondition> {
+        let mut out = Vec::new();
+        if let Some(s) = &self.suspension {
+            let (reason, message) = if s.suspended {
+                ("JobSuspended", "Job suspended")
+            } else {
+                ("JobResumed", "Job resumed")
+            };
+            out.push(JobCondition {
+                kind: "Suspended",
+                status: s.suspended,
+                reason: reason.into(),
+                message: message.into(),
+                time: s.time.clone(),
+            });
+        }
+        if let Some(e) = &self.end {
+            let (target, kind) = if e.condition == "Complete" {
+                ("SuccessCriteriaMet", "Complete")
+            } else {
+                ("FailureTarget", "Failed")
+            };
+            let reason = if e.reason.is_empty() {
+                "CompletionsReached".to_string()
+            } else {
+                e.reason.clone()
+            };
+            for kind in [target, kind] {
+                out.push(JobCondition {
+                    kind,
+                    status: true,
+                    reason: reason.clone(),
+                    message: e.message.clone(),
+                    time: e.time.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Running, Suspended, Complete or Failed.
+    pub fn status(&self) -> &str {
+        match &self.end {
+            Some(e) => e.condition.as_str(),
+            None if self.suspend => "Suspended",
+            None => "Running",
+        }
     }
 
     pub fn failed(&self) -> u32 {
@@ -181,53 +339,57 @@ impl Engine {
         Ok(self.job_pods(rec)?.iter().filter(|p| active(p)).count() as u32)
     }
 
-    /// Creates the record of Job `job` (replacing a changed one) and
-    /// starts its controller; created, configured or unchanged.
+    /// Creates the record of Job `job` and starts its controller, or
+    /// changes the mutable fields of the Job of that name in place;
+    /// created, configured or unchanged. Any other change is refused.
     pub fn apply_job(&self, job: &Job, config: &ConfigData) -> Result<&'static str, EngineError> {
-        let name = job.metadata.name.clone().unwrap_or_default();
-        let ns = job
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let manifest = serde_json::to_value(job).unwrap_or_default();
+        let mut rec = new_record(job, config)?;
+        let (ns, name) = (rec.namespace.clone(), rec.name.clone());
         let store = self.jobs();
         let action = match store.load(&ns, &name)? {
-            Some(r) if !r.deleting && r.manifest == manifest && r.config == *config => {
+            Some(r) if !r.deleting && r.manifest == rec.manifest && r.config == *config => {
                 // Unchanged; its controller may have died.
                 if r.end.is_none() || r.ttl_seconds_after_finished.is_some() {
                     self.ensure_job_controller(&ns, &name)?;
                 }
                 return Ok("unchanged");
             }
+            Some(r) if !r.deleting => {
+                if let Some(field) = immutable_change(&r.manifest, &rec.manifest) {
+                    return Err(EngineError::Invalid(format!(
+                        "The Job {name:?} is invalid: {field}: field is immutable (only {} may change): delete the job to apply a changed one",
+                        MUTABLE.join(", ")
+                    )));
+                }
+                let changed = store.update(&ns, &name, |r| match r {
+                    Some(mut r) if !r.deleting => {
+                        r.manifest = rec.manifest.clone();
+                        r.config = rec.config.clone();
+                        r.suspend = rec.suspend;
+                        r.parallelism = rec.parallelism;
+                        r.backoff_limit = rec.backoff_limit;
+                        r.active_deadline_seconds = rec.active_deadline_seconds;
+                        r.ttl_seconds_after_finished = rec.ttl_seconds_after_finished;
+                        r.event("Normal", "Updated", format!("job {name} updated"));
+                        (Some(r.clone()), Some(r))
+                    }
+                    other => (other, None),
+                })?;
+                if let Some(r) = changed {
+                    if r.end.is_none() || r.ttl_seconds_after_finished.is_some() {
+                        self.ensure_job_controller(&ns, &name)?;
+                    }
+                    return Ok("configured");
+                }
+                // Deleted meanwhile: made anew.
+                self.delete_job(&ns, &name, Some(0))?;
+                "created"
+            }
             Some(_) => {
                 self.delete_job(&ns, &name, Some(0))?;
-                "configured"
+                "created"
             }
             None => "created",
-        };
-        let spec = job.spec.clone().unwrap_or_default();
-        let seconds = |v: Option<i64>| v.map(|s| s.max(0) as u64);
-        let mut rec = JobRecord {
-            name: name.clone(),
-            namespace: ns.clone(),
-            uid: peapod_kube::names::new_uid(),
-            created: format_rfc3339_nano(SystemTime::now()),
-            manifest,
-            template: spec.template.clone(),
-            completions: spec.completions.unwrap_or(1).max(0) as u32,
-            parallelism: spec.parallelism.unwrap_or(1).max(0) as u32,
-            backoff_limit: spec.backoff_limit.unwrap_or(6).max(0) as u32,
-            active_deadline_seconds: seconds(spec.active_deadline_seconds),
-            ttl_seconds_after_finished: seconds(spec.ttl_seconds_after_finished.map(i64::from)),
-            config: config.clone(),
-            start_time: None,
-            counted: BTreeMap::new(),
-            last_failure: None,
-            end: None,
-            controller: None,
-            deleting: false,
-            events: Vec::new(),
         };
         rec.event("Normal", "Created", format!("job {name} created"));
         store.update(&ns, &name, |_| (Some(rec), ()))?;
@@ -314,6 +476,65 @@ impl Engine {
     }
 }
 
+/// A new record (new uid, nothing counted) for Job `job`.
+fn new_record(job: &Job, config: &ConfigData) -> Result<JobRecord, EngineError> {
+    let name = job.metadata.name.clone().unwrap_or_default();
+    let namespace = job
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let spec = job.spec.clone().unwrap_or_default();
+    let indexed = spec.completion_mode.as_deref() == Some("Indexed");
+    if indexed && spec.completions.is_none() {
+        return Err(EngineError::Invalid(format!(
+            "job {name}: spec.completions: required when completionMode is Indexed"
+        )));
+    }
+    let count = |v: Option<i32>| v.map(|n| n.max(0) as u32);
+    let seconds = |v: Option<i64>| v.map(|s| s.max(0) as u64);
+    let backoff_limit_per_index = indexed
+        .then(|| count(spec.backoff_limit_per_index))
+        .flatten();
+    // With a limit per index, the Job's own limit is off unless given.
+    let default_backoff = if backoff_limit_per_index.is_some() {
+        i32::MAX as u32
+    } else {
+        6
+    };
+    Ok(JobRecord {
+        name,
+        namespace,
+        uid: peapod_kube::names::new_uid(),
+        created: format_rfc3339_nano(SystemTime::now()),
+        manifest: serde_json::to_value(job).unwrap_or_default(),
+        template: spec.template.clone(),
+        completions: count(spec.completions).unwrap_or(1),
+        parallelism: count(spec.parallelism).unwrap_or(1),
+        backoff_limit: count(spec.backoff_limit).unwrap_or(default_backoff),
+        active_deadline_seconds: seconds(spec.active_deadline_seconds),
+        ttl_seconds_after_finished: seconds(spec.ttl_seconds_after_finished.map(i64::from)),
+        indexed,
+        suspend: spec.suspend.unwrap_or(false),
+        backoff_limit_per_index,
+        max_failed_indexes: backoff_limit_per_index.and(count(spec.max_failed_indexes)),
+        pod_failure_policy: spec.pod_failure_policy.clone(),
+        config: config.clone(),
+        start_time: None,
+        counted: BTreeMap::new(),
+        indexes: BTreeMap::new(),
+        ignored: BTreeSet::new(),
+        failed_indexes: BTreeSet::new(),
+        policy_failure: None,
+        last_failure: None,
+        suspension: None,
+        end: None,
+        controller: None,
+        deleting: false,
+        events: Vec::new(),
+    })
+}
+
 /// Runs the controller of Job `namespace/name` until it is deleted (by
 /// hand or after its TTL). `ready` gets `started` once this process is in
 /// the record.
@@ -371,6 +592,101 @@ pub fn run(
     Ok(())
 }
 
+/// Counts ended pod `p` of Job `r`: a success, a failure (what its
+/// podFailurePolicy makes of it) or an ignored failure.
+fn count_ended(r: &mut JobRecord, p: &PodRecord) {
+    let index = if r.indexed { pod_index(p) } else { None };
+    if p.phase == Phase::Succeeded {
+        r.counted.insert(p.uid.clone(), true);
+        if let Some(i) = index {
+            r.indexes.insert(p.uid.clone(), i);
+        }
+        r.event("Normal", "Completed", format!("Pod {} succeeded", p.name));
+        return;
+    }
+    let action = classify(r.pod_failure_policy.as_ref(), p);
+    if action == FailureAction::Ignore {
+        r.ignored.insert(p.uid.clone());
+        r.event(
+            "Normal",
+            "PodFailureIgnored",
+            format!("Pod {} failed; the pod failure policy ignores it", p.name),
+        );
+        return;
+    }
+    r.counted.insert(p.uid.clone(), false);
+    r.last_failure = Some(
+        p.finished
+            .clone()
+            .unwrap_or_else(|| format_rfc3339_nano(SystemTime::now())),
+    );
+    r.event("Warning", "PodFailed", format!("Pod {} failed", p.name));
+    if let Some(i) = index {
+        r.indexes.insert(p.uid.clone(), i);
+        let over_limit = r
+            .backoff_limit_per_index
+            .is_some_and(|limit| r.index_failures(i) > limit);
+        if action == FailureAction::FailIndex || over_limit {
+            r.failed_indexes.insert(i);
+            r.event("Warning", "IndexFailed", format!("Index {i} failed"));
+        }
+    }
+    if let FailureAction::FailJob(message) = action
+        && r.policy_failure.is_none()
+    {
+        r.policy_failure = Some(message);
+    }
+}
+
+/// Whether Job `r` ended, with `failures` counted: (Complete or Failed,
+/// reason, message), with Kubernetes' words.
+fn end_of(r: &JobRecord, failures: u32) -> Option<(&'static str, &'static str, String)> {
+    let failed = |reason, message: &str| Some(("Failed", reason, message.to_string()));
+    if let Some(message) = &r.policy_failure {
+        return failed("PodFailurePolicy", message);
+    }
+    if r.max_failed_indexes
+        .is_some_and(|max| r.failed_indexes.len() as u32 > max)
+    {
+        return failed(
+            "MaxFailedIndexesExceeded",
+            "Job has exceeded the specified maximal number of failed indexes",
+        );
+    }
+    let done = if r.indexed {
+        r.succeeded() + r.failed_indexes.len() as u32 >= r.completions
+    } else {
+        r.succeeded() >= r.completions
+    };
+    if done && !r.failed_indexes.is_empty() {
+        return failed("FailedIndexes", "Job has failed indexes");
+    }
+    if done {
+        return Some((
+            "Complete",
+            "CompletionsReached",
+            "Reached expected number of succeeded pods".to_string(),
+        ));
+    }
+    if failures > r.backoff_limit {
+        return failed(
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+        );
+    }
+    if let Some(d) = r.active_deadline_seconds
+        && r.start_time
+            .as_deref()
+            .is_some_and(|t| since(t) >= Duration::from_secs(d))
+    {
+        return failed(
+            "DeadlineExceeded",
+            "Job was active longer than specified deadline",
+        );
+    }
+    None
+}
+
 struct JobController<'a> {
     engine: &'a Engine,
     store: JobStore,
@@ -419,45 +735,7 @@ impl JobController<'_> {
         if rec.deleting {
             return Ok(false);
         }
-        if rec.start_time.is_none() {
-            rec = match self.update(|r| r.start_time = Some(format_rfc3339_nano(SystemTime::now())))
-            {
-                Some(r) => r,
-                None => return Ok(false),
-            };
-        }
         let pods = self.engine.job_pods(&rec)?;
-        // Count the pods that ended.
-        let ended: Vec<&PodRecord> = pods
-            .iter()
-            .filter(|p| {
-                !p.deleting
-                    && matches!(p.phase, Phase::Failed | Phase::Succeeded)
-                    && !p.supervised()
-                    && !rec.counted.contains_key(&p.uid)
-            })
-            .collect();
-        if !ended.is_empty() {
-            rec = match self.update(|r| {
-                for p in &ended {
-                    let ok = p.phase == Phase::Succeeded;
-                    r.counted.insert(p.uid.clone(), ok);
-                    if ok {
-                        r.event("Normal", "Completed", format!("Pod {} succeeded", p.name));
-                    } else {
-                        r.last_failure = Some(
-                            p.finished
-                                .clone()
-                                .unwrap_or_else(|| format_rfc3339_nano(SystemTime::now())),
-                        );
-                        r.event("Warning", "PodFailed", format!("Pod {} failed", p.name));
-                    }
-                }
-            }) {
-                Some(r) => r,
-                None => return Ok(false),
-            };
-        }
         // A pod whose supervisor died is not running anything.
         for p in pods.iter().filter(|p| active(p)) {
             if !p.supervised() && since(&p.created) > Duration::from_secs(5) {
@@ -470,6 +748,72 @@ impl JobController<'_> {
                 active(p) && (p.supervised() || since(&p.created) <= Duration::from_secs(5))
             })
             .collect();
+        if rec.end.is_none() {
+            match (rec.suspend, rec.suspension.as_ref().map(|s| s.suspended)) {
+                (true, Some(true)) => {}
+                (true, _) => {
+                    rec = match self.update(|r| {
+                        r.suspension = Some(Suspension {
+                            suspended: true,
+                            time: format_rfc3339_nano(SystemTime::now()),
+                        });
+                        // The deadline starts again on resume.
+                        r.start_time = None;
+                        r.event("Normal", "Suspended", "Job suspended");
+                    }) {
+                        Some(r) => r,
+                        None => return Ok(false),
+                    };
+                }
+                (false, Some(true)) => {
+                    rec = match self.update(|r| {
+                        r.suspension = Some(Suspension {
+                            suspended: false,
+                            time: format_rfc3339_nano(SystemTime::now()),
+                        });
+                        r.event("Normal", "Resumed", "Job resumed");
+                    }) {
+                        Some(r) => r,
+                        None => return Ok(false),
+                    };
+                }
+                (false, _) => {}
+            }
+            if rec.suspend {
+                for p in &live {
+                    self.delete_pod(p, "the job is suspended");
+                }
+                return Ok(true);
+            }
+        }
+        if rec.start_time.is_none() && rec.end.is_none() {
+            rec = match self.update(|r| r.start_time = Some(format_rfc3339_nano(SystemTime::now())))
+            {
+                Some(r) => r,
+                None => return Ok(false),
+            };
+        }
+        // Count the pods that ended.
+        let ended: Vec<&PodRecord> = pods
+            .iter()
+            .filter(|p| {
+                !p.deleting
+                    && matches!(p.phase, Phase::Failed | Phase::Succeeded)
+                    && !p.supervised()
+                    && !rec.counted.contains_key(&p.uid)
+                    && !rec.ignored.contains(&p.uid)
+            })
+            .collect();
+        if !ended.is_empty() && rec.end.is_none() {
+            rec = match self.update(|r| {
+                for p in &ended {
+                    count_ended(r, p);
+                }
+            }) {
+                Some(r) => r,
+                None => return Ok(false),
+            };
+        }
         if let Some(end) = &rec.end {
             for p in &live {
                 self.delete_pod(p, "the job has ended");
@@ -482,7 +826,6 @@ impl JobController<'_> {
             }
             return Ok(rec.ttl_seconds_after_finished.is_some());
         }
-        let succeeded = rec.succeeded();
         // OnFailure: the containers' restarts count too.
         let restarts: u32 = pods
             .iter()
@@ -490,33 +833,7 @@ impl JobController<'_> {
             .map(|c| c.restart_count)
             .sum();
         let failures = rec.failed() + restarts;
-        let end = if succeeded >= rec.completions {
-            Some((
-                "Complete",
-                "",
-                format!("{succeeded} of {} pods succeeded", rec.completions),
-            ))
-        } else if failures > rec.backoff_limit {
-            Some((
-                "Failed",
-                "BackoffLimitExceeded",
-                "Job has reached the specified backoff limit".to_string(),
-            ))
-        } else if let Some(d) = rec.active_deadline_seconds
-            && rec
-                .start_time
-                .as_deref()
-                .is_some_and(|t| since(t) >= Duration::from_secs(d))
-        {
-            Some((
-                "Failed",
-                "DeadlineExceeded",
-                "Job was active longer than specified deadline".to_string(),
-            ))
-        } else {
-            None
-        };
-        if let Some((condition, reason, message)) = end {
+        if let Some((condition, reason, message)) = end_of(&rec, failures) {
             for p in &live {
                 self.delete_pod(p, message.as_str());
             }
@@ -526,12 +843,7 @@ impl JobController<'_> {
                 } else {
                     "Warning"
                 };
-                let why = if reason.is_empty() {
-                    "Completed"
-                } else {
-                    reason
-                };
-                r.event(kind, why, message.clone());
+                r.event(kind, reason, message.clone());
                 r.end = Some(JobEnd {
                     condition: condition.into(),
                     reason: reason.into(),
@@ -541,11 +853,30 @@ impl JobController<'_> {
             });
             return Ok(ended.is_some_and(|r| r.ttl_seconds_after_finished.is_some()));
         }
-        // More pods: up to parallelism, never more than the completions
-        // still needed.
-        let needed = rec.completions - succeeded;
+        // The indexes still to do (Indexed) and how many pods should run:
+        // up to parallelism, never more than the completions still needed.
+        let running: BTreeSet<u32> = live.iter().filter_map(|p| pod_index(p)).collect();
+        let (needed, mut todo) = if rec.indexed {
+            let done = rec.succeeded_indexes();
+            let todo: Vec<u32> = (0..rec.completions)
+                .filter(|i| !done.contains(i) && !rec.failed_indexes.contains(i))
+                .collect();
+            (todo.len() as u32, todo)
+        } else {
+            (rec.completions.saturating_sub(rec.succeeded()), Vec::new())
+        };
+        todo.retain(|i| !running.contains(i));
         let want = rec.parallelism.min(needed) as usize;
-        if live.len() >= want {
+        if live.len() > want {
+            // Fewer wanted (parallelism lowered): the newest go.
+            let mut newest: Vec<&&PodRecord> = live.iter().collect();
+            newest.sort_by(|a, b| b.created.cmp(&a.created));
+            for p in newest.iter().take(live.len() - want) {
+                self.delete_pod(p, "more pods than parallelism");
+            }
+            return Ok(true);
+        }
+        if live.len() == want {
             return Ok(true);
         }
         if rec.restart_policy() == "Never"
@@ -557,20 +888,38 @@ impl JobController<'_> {
         if self.hold_until.get().is_some_and(|t| Instant::now() < t) {
             return Ok(true);
         }
+        let mut todo = todo.into_iter();
         for _ in live.len()..want {
             if self.stopping() {
                 break;
             }
-            if !self.create(&rec, failures)? {
+            let index = if rec.indexed {
+                match todo.next() {
+                    Some(i) => Some(i),
+                    None => break,
+                }
+            } else {
+                None
+            };
+            if !self.create(&rec, failures, index)? {
                 break;
             }
         }
         Ok(true)
     }
 
-    /// Makes one pod of the Job; false when it could not.
-    fn create(&self, rec: &JobRecord, failures: u32) -> Result<bool, EngineError> {
-        let pod_name = peapod_kube::names::job_pod_name(&rec.name);
+    /// Makes one pod of the Job (for completion index `index` of an
+    /// Indexed Job); false when it could not.
+    fn create(
+        &self,
+        rec: &JobRecord,
+        failures: u32,
+        index: Option<u32>,
+    ) -> Result<bool, EngineError> {
+        let pod_name = match index {
+            Some(i) => peapod_kube::names::generate_name(&format!("{}-{i}-", rec.name)),
+            None => peapod_kube::names::job_pod_name(&rec.name),
+        };
         let mut meta = rec.template.metadata.clone().unwrap_or_default();
         meta.name = Some(pod_name.clone());
         meta.namespace = Some(rec.namespace.clone());
@@ -583,16 +932,29 @@ impl JobController<'_> {
         ] {
             labels.insert(k.into(), v.clone());
         }
-        meta.labels = Some(labels.clone());
+        let mut annotations = meta.annotations.clone().unwrap_or_default();
         let restart = rec.restart_policy();
         let mut spec = rec.template.spec.clone().unwrap_or_default();
         spec.restart_policy = Some(restart.into());
-        let manifest = serde_json::json!({
+        if let Some(i) = index {
+            labels.insert(INDEX_KEY.into(), i.to_string());
+            annotations.insert(INDEX_KEY.into(), i.to_string());
+            if rec.backoff_limit_per_index.is_some() {
+                annotations.insert(FAILURE_COUNT_KEY.into(), rec.index_failures(i).to_string());
+            }
+            index_pod_spec(&mut spec, &rec.name, i);
+        }
+        meta.labels = Some(labels.clone());
+        meta.annotations = (!annotations.is_empty()).then(|| annotations.clone());
+        let mut manifest = serde_json::json!({
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": pod_name, "namespace": rec.namespace, "labels": labels},
             "spec": serde_json::to_value(&spec).unwrap_or_default(),
         });
+        if !annotations.is_empty() {
+            manifest["metadata"]["annotations"] = serde_json::json!(annotations);
+        }
         // OnFailure: the restarts left before the backoff limit.
         let max_restarts =
             (restart == "OnFailure").then(|| rec.backoff_limit.saturating_sub(failures));

@@ -12,6 +12,8 @@ pub mod deployment;
 mod imperative;
 pub mod infra;
 pub mod job;
+mod job_failure_policy;
+pub mod job_index;
 pub mod kube;
 mod launch;
 pub mod object_store;

@@ -249,3 +249,75 @@ fn all_errors_on_one_line() {
         "t.yaml document 1: Pod \"p\" is invalid: spec.terminationGracePeriodSeconds: must not be negative (got -5); spec.containers[0].image: required"
     );
 }
+
+/// A Job with `spec` lines (indented two spaces) and `restart`.
+fn job_with(spec: &str, restart: &str) -> String {
+    format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: j\nspec:\n{spec}  template:\n    spec:\n      restartPolicy: {restart}\n      containers:\n      - name: main\n        image: i\n"
+    )
+}
+
+#[test]
+fn indexed_job_needs_completions_and_a_known_mode() {
+    let ok = job_with("  completionMode: Indexed\n  completions: 3\n", "Never");
+    assert!(refused(&ok).is_empty());
+    assert_eq!(
+        refused(&job_with("  completionMode: Indexed\n", "Never")),
+        ["spec.completions"]
+    );
+    assert_eq!(
+        refused(&job_with("  completionMode: Sorted\n", "Never")),
+        ["spec.completionMode"]
+    );
+    assert_eq!(
+        refused(&job_with("  backoffLimitPerIndex: 1\n", "Never")),
+        ["spec.backoffLimitPerIndex"]
+    );
+    assert_eq!(
+        refused(&job_with(
+            "  completionMode: Indexed\n  completions: 2\n  backoffLimitPerIndex: 1\n  maxFailedIndexes: 3\n",
+            "Never"
+        )),
+        ["spec.maxFailedIndexes"]
+    );
+}
+
+#[test]
+fn pod_failure_policy_rules_are_checked() {
+    let policy = |rules: &str| format!("  podFailurePolicy:\n    rules:\n{rules}");
+    let good = policy(
+        "    - action: FailJob\n      onExitCodes:\n        containerName: main\n        operator: In\n        values: [42]\n    - action: Ignore\n      onPodConditions:\n      - type: DisruptionTarget\n",
+    );
+    assert!(refused(&job_with(&good, "Never")).is_empty());
+    assert_eq!(
+        refused(&job_with(&good, "OnFailure")),
+        ["spec.template.spec.restartPolicy"]
+    );
+    let bad = policy(
+        "    - action: Retry\n      onExitCodes:\n        containerName: other\n        operator: Is\n        values: [0, 0]\n    - action: Count\n",
+    );
+    assert_eq!(
+        refused(&job_with(&bad, "Never")),
+        [
+            "spec.podFailurePolicy.rules[0].action",
+            "spec.podFailurePolicy.rules[0].onExitCodes.containerName",
+            "spec.podFailurePolicy.rules[0].onExitCodes.operator",
+            "spec.podFailurePolicy.rules[0].onExitCodes.values",
+            "spec.podFailurePolicy.rules[1]",
+        ]
+    );
+    let zero = policy(
+        "    - action: FailJob\n      onExitCodes:\n        operator: In\n        values: [0]\n",
+    );
+    assert_eq!(
+        refused(&job_with(&zero, "Never")),
+        ["spec.podFailurePolicy.rules[0].onExitCodes.values"]
+    );
+    let fail_index = policy(
+        "    - action: FailIndex\n      onExitCodes:\n        operator: NotIn\n        values: [1]\n",
+    );
+    assert_eq!(
+        refused(&job_with(&fail_index, "Never")),
+        ["spec.podFailurePolicy.rules[0].action"]
+    );
+}

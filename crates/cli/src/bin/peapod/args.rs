@@ -192,16 +192,16 @@ pub struct RmContainersArgs {
 
 #[derive(Args, Debug)]
 pub struct WaitArgs {
-    /// Containers; with --for, pods (pod/NAME).
+    /// Containers; with --for, pods (pod/NAME) and jobs (job/NAME).
     #[arg(required = true)]
     pub containers: Vec<String>,
-    /// As kubectl wait: condition=Ready or delete (for pods).
+    /// As kubectl wait: condition=Ready (pods), condition=Complete or Failed (jobs), or delete.
     #[arg(long = "for", value_name = "CONDITION")]
     pub for_: Option<String>,
     /// With --for: how long to wait (30s, 2m).
     #[arg(long, default_value = "30s")]
     pub timeout: String,
-    /// With --for: the pods' namespace.
+    /// With --for: the namespace of the pods and jobs.
     #[arg(short = 'n', long = "namespace", default_value = "default")]
     pub namespace: String,
 }

@@ -3,15 +3,16 @@
 //! Job's controller.
 
 use std::io::Write;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use clap::Args;
 use peapod_engine::containers::Engine;
 use peapod_engine::pod::job::JobRecord;
+use peapod_engine::pod::job_index::format_indexes;
 use serde_json::json;
 
-use crate::kube_cmd::{GetArgs, Output, age};
+use crate::kube_cmd::{GetArgs, Output, WaitFor, age};
 
 #[derive(Args, Debug)]
 pub struct JobSuperviseArgs {
@@ -30,11 +31,6 @@ pub fn supervise(engine: &Engine, a: &JobSuperviseArgs) -> Result<()> {
     };
     peapod_engine::pod::run_job_controller(engine, &a.namespace, &a.name, ready)?;
     Ok(())
-}
-
-/// Running, Complete or Failed.
-fn status(r: &JobRecord) -> &str {
-    r.end.as_ref().map_or("Running", |e| e.condition.as_str())
 }
 
 fn time(s: &str) -> Option<SystemTime> {
@@ -78,6 +74,8 @@ fn job_object(engine: &Engine, r: &JobRecord) -> Result<serde_json::Value> {
     spec["completions"] = json!(r.completions);
     spec["parallelism"] = json!(r.parallelism);
     spec["backoffLimit"] = json!(r.backoff_limit);
+    spec["suspend"] = json!(r.suspend);
+    spec["completionMode"] = json!(if r.indexed { "Indexed" } else { "NonIndexed" });
     spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": r.uid}});
     spec["template"]["metadata"]["labels"]["job-name"] = json!(r.name);
     spec["template"]["metadata"]["labels"]["batch.kubernetes.io/job-name"] = json!(r.name);
@@ -97,21 +95,31 @@ fn job_object(engine: &Engine, r: &JobRecord) -> Result<serde_json::Value> {
     if let Some(t) = &r.start_time {
         status["startTime"] = json!(t);
     }
-    if let Some(e) = &r.end {
-        if e.condition == "Complete" {
-            status["completionTime"] = json!(e.time);
+    if let Some(e) = r.end.as_ref().filter(|e| e.condition == "Complete") {
+        status["completionTime"] = json!(e.time);
+    }
+    if r.indexed {
+        status["completedIndexes"] = json!(format_indexes(&r.succeeded_indexes()));
+        if r.backoff_limit_per_index.is_some() {
+            status["failedIndexes"] = json!(format_indexes(&r.failed_indexes));
         }
-        let mut cond = json!({
-            "type": e.condition,
-            "status": "True",
-            "lastProbeTime": e.time,
-            "lastTransitionTime": e.time,
-            "message": e.message,
-        });
-        if !e.reason.is_empty() {
-            cond["reason"] = json!(e.reason);
-        }
-        status["conditions"] = json!([cond]);
+    }
+    let conditions: Vec<serde_json::Value> = r
+        .conditions()
+        .iter()
+        .map(|c| {
+            json!({
+                "type": c.kind,
+                "status": if c.status { "True" } else { "False" },
+                "reason": c.reason,
+                "message": c.message,
+                "lastProbeTime": c.time,
+                "lastTransitionTime": c.time,
+            })
+        })
+        .collect();
+    if !conditions.is_empty() {
+        status["conditions"] = json!(conditions);
     }
     obj["status"] = status;
     Ok(obj)
@@ -167,7 +175,7 @@ pub fn get(engine: &Engine, a: &GetArgs) -> Result<()> {
             out,
             "{:<24} {:<10} {:<12} {:<10} {}",
             r.name,
-            status(r),
+            r.status(),
             format!("{}/{}", r.succeeded(), r.completions),
             duration(r).map(short).unwrap_or_default(),
             age(&r.created)
@@ -194,6 +202,10 @@ pub fn describe(engine: &Engine, ns: &str, name: &str) -> Result<()> {
     )?;
     writeln!(o, "Parallelism:      {}", r.parallelism)?;
     writeln!(o, "Completions:      {}", r.completions)?;
+    if r.indexed {
+        writeln!(o, "Completion Mode:  Indexed")?;
+    }
+    writeln!(o, "Suspend:          {}", r.suspend)?;
     writeln!(o, "Backoff Limit:    {}", r.backoff_limit)?;
     if let Some(d) = r.active_deadline_seconds {
         writeln!(o, "Active Deadline Seconds:  {d}s")?;
@@ -206,19 +218,17 @@ pub fn describe(engine: &Engine, ns: &str, name: &str) -> Result<()> {
         "Start Time:       {}",
         r.start_time.as_deref().unwrap_or("<none>")
     )?;
-    if let Some(e) = &r.end {
-        if e.condition == "Complete" {
-            writeln!(o, "Completed At:     {}", e.time)?;
-        }
-        let reason = if e.reason.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", e.reason)
-        };
+    if let Some(e) = r.end.as_ref().filter(|e| e.condition == "Complete") {
+        writeln!(o, "Completed At:     {}", e.time)?;
+    }
+    for c in r.conditions() {
         writeln!(
             o,
-            "Condition:        {}{reason}: {}",
-            e.condition, e.message
+            "Condition:        {}={} ({}): {}",
+            c.kind,
+            if c.status { "True" } else { "False" },
+            c.reason,
+            c.message
         )?;
     }
     if let Some(d) = duration(&r) {
@@ -231,6 +241,15 @@ pub fn describe(engine: &Engine, ns: &str, name: &str) -> Result<()> {
         r.succeeded(),
         r.failed()
     )?;
+    if r.indexed {
+        writeln!(
+            o,
+            "Completed Indexes: {}",
+            Some(format_indexes(&r.succeeded_indexes()))
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "<none>".into())
+        )?;
+    }
     writeln!(o, "Pods:")?;
     if pods.is_empty() {
         writeln!(o, "  <none>")?;
@@ -257,4 +276,66 @@ pub fn delete(engine: &Engine, ns: &str, name: &str, grace: Option<u32>) -> Resu
     }
     println!("job.batch \"{name}\" deleted");
     Ok(())
+}
+
+/// The conditions a Job can have (kubectl matches them in any case).
+const CONDITIONS: [&str; 5] = [
+    "Complete",
+    "Failed",
+    "Suspended",
+    "SuccessCriteriaMet",
+    "FailureTarget",
+];
+
+/// `peapod wait --for=condition=Complete job/NAME` (or Failed, Suspended,
+/// SuccessCriteriaMet, FailureTarget, `=false`) and `--for=delete`,
+/// until `deadline`.
+pub fn wait(
+    engine: &Engine,
+    ns: &str,
+    name: &str,
+    want: &WaitFor,
+    deadline: Instant,
+) -> Result<()> {
+    let store = engine.jobs();
+    let load =
+        || -> Result<Option<JobRecord>> { Ok(store.load(ns, name)?.filter(|r| !r.deleting)) };
+    let condition = match want {
+        WaitFor::Delete => None,
+        WaitFor::Condition { name: c, value } => {
+            let Some(kind) = CONDITIONS.iter().find(|k| k.eq_ignore_ascii_case(c)) else {
+                anyhow::bail!(
+                    "--for condition={c}: a job's conditions are {}",
+                    CONDITIONS.join(", ")
+                );
+            };
+            // Fails now when there is no such Job, as kubectl does.
+            if load()?.is_none() {
+                anyhow::bail!("jobs.batch {name:?} not found in namespace {ns:?}");
+            }
+            Some((*kind, *value))
+        }
+    };
+    loop {
+        let rec = load()?;
+        let met = match (condition, &rec) {
+            (None, None) => true,
+            (None, Some(_)) => false,
+            (Some(_), None) => {
+                anyhow::bail!("job.batch/{name} was deleted while waiting for its condition")
+            }
+            (Some((kind, value)), Some(r)) => r
+                .conditions()
+                .iter()
+                .any(|c| c.kind == kind && c.status == value),
+        };
+        if met {
+            println!("job.batch/{name} condition met");
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!("timed out waiting for the condition on jobs/{name}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

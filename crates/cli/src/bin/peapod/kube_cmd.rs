@@ -767,67 +767,116 @@ fn wait_timeout(s: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// `peapod wait --for=condition=Ready pod/NAME` and `--for=delete`, as
-/// kubectl wait.
+/// What `wait --for` waits for.
+pub(crate) enum WaitFor {
+    Delete,
+    /// `condition=NAME[=VALUE]`: the name as given, and the value
+    /// (true unless given).
+    Condition {
+        name: String,
+        value: bool,
+    },
+}
+
+impl WaitFor {
+    fn parse(cond: &str) -> Result<WaitFor> {
+        if cond == "delete" {
+            return Ok(WaitFor::Delete);
+        }
+        let Some(c) = cond.strip_prefix("condition=") else {
+            bail!("--for {cond:?}: use condition=NAME[=VALUE] or delete");
+        };
+        let (name, value) = c.split_once('=').unwrap_or((c, "true"));
+        let value = match value.to_ascii_lowercase().as_str() {
+            "true" => true,
+            "false" => false,
+            _ => bail!("--for {cond:?}: a condition's value is true or false"),
+        };
+        Ok(WaitFor::Condition {
+            name: name.to_string(),
+            value,
+        })
+    }
+}
+
+/// `peapod wait --for=condition=Ready pod/NAME`,
+/// `--for=condition=Complete job/NAME` and `--for=delete`, as kubectl
+/// wait.
 pub fn wait(engine: &Engine, a: &crate::args::WaitArgs) -> Result<()> {
     let cond = a.for_.as_deref().unwrap_or_default();
-    let want_delete = cond == "delete";
-    let want_ready = match cond.strip_prefix("condition=") {
-        Some(c) => {
-            let (c, value) = c.split_once('=').unwrap_or((c, "true"));
-            if !matches!(c.to_ascii_lowercase().as_str(), "ready" | "containersready") {
-                bail!(
-                    "--for {cond:?}: peapod waits for condition=Ready, condition=ContainersReady or delete"
-                );
-            }
-            !value.eq_ignore_ascii_case("false")
-        }
-        None if want_delete => true,
-        None => bail!("--for {cond:?}: use condition=Ready or delete"),
-    };
+    let want = WaitFor::parse(cond)?;
     let deadline = std::time::Instant::now() + wait_timeout(&a.timeout)?;
     for target in &a.containers {
-        let name = match target.split_once('/') {
-            Some(("pod" | "pods" | "po", n)) => n,
-            Some((kind, _)) => bail!("{target}: peapod waits for pods (pod/NAME), not {kind}"),
-            None => target.as_str(),
-        };
-        if !want_delete {
-            // Fails now when there is no such pod, as kubectl does.
-            find_pod(engine, &a.namespace, name)?;
-        }
-        loop {
-            let pod = engine.pods.find(&a.namespace, name)?;
-            let done = match &pod {
-                None => want_delete,
-                Some(_) if want_delete => false,
-                Some(p) => {
-                    let s = p.summary();
-                    let ready = p.phase == peapod_engine::pod::Phase::Running
-                        && s.total > 0
-                        && s.ready == s.total;
-                    if want_ready && !ready && p.finished.is_some() {
-                        bail!(
-                            "pod/{name} ended (phase {:?}) without becoming ready",
-                            p.phase
-                        );
-                    }
-                    ready == want_ready
-                }
-            };
-            if done {
-                if want_delete {
-                    println!("pod/{name} deleted");
-                } else {
-                    println!("pod/{name} condition met");
-                }
-                break;
+        match target.split_once('/') {
+            Some(("job" | "jobs" | "job.batch" | "jobs.batch", name)) => {
+                crate::job_cmd::wait(engine, &a.namespace, name, &want, deadline)?
             }
-            if std::time::Instant::now() >= deadline {
-                bail!("timed out waiting for the condition on pods/{name}");
+            Some(("pod" | "pods" | "po", name)) => {
+                wait_pod(engine, &a.namespace, name, &want, deadline)?
             }
-            std::thread::sleep(Duration::from_millis(200));
+            Some((kind, _)) => {
+                bail!("{target}: peapod waits for pods (pod/NAME) and jobs (job/NAME), not {kind}")
+            }
+            None => wait_pod(engine, &a.namespace, target, &want, deadline)?,
         }
     }
     Ok(())
+}
+
+/// Waits for pod `name` until `deadline`.
+fn wait_pod(
+    engine: &Engine,
+    namespace: &str,
+    name: &str,
+    want: &WaitFor,
+    deadline: std::time::Instant,
+) -> Result<()> {
+    let want_delete = matches!(want, WaitFor::Delete);
+    let want_ready = match want {
+        WaitFor::Delete => true,
+        WaitFor::Condition { name: c, value } => {
+            if !matches!(c.to_ascii_lowercase().as_str(), "ready" | "containersready") {
+                bail!(
+                    "--for condition={c}: peapod waits for a pod's condition=Ready, condition=ContainersReady or delete"
+                );
+            }
+            *value
+        }
+    };
+    if !want_delete {
+        // Fails now when there is no such pod, as kubectl does.
+        find_pod(engine, namespace, name)?;
+    }
+    loop {
+        let pod = engine.pods.find(namespace, name)?;
+        let done = match &pod {
+            None => want_delete,
+            Some(_) if want_delete => false,
+            Some(p) => {
+                let s = p.summary();
+                let ready = p.phase == peapod_engine::pod::Phase::Running
+                    && s.total > 0
+                    && s.ready == s.total;
+                if want_ready && !ready && p.finished.is_some() {
+                    bail!(
+                        "pod/{name} ended (phase {:?}) without becoming ready",
+                        p.phase
+                    );
+                }
+                ready == want_ready
+            }
+        };
+        if done {
+            if want_delete {
+                println!("pod/{name} deleted");
+            } else {
+                println!("pod/{name} condition met");
+            }
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!("timed out waiting for the condition on pods/{name}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
