@@ -1,7 +1,9 @@
 //! Deployments and ReplicaSets against the real `peapod` binary: replicas
 //! kept (a pod deleted by hand is replaced), a template change rolled
 //! within maxSurge/maxUnavailable, `scale`, and `delete` leaving no pod,
-//! controller, netns, veth or lease behind.
+//! controller, netns, veth or lease behind; minReadySeconds, revisions
+//! with `rollout history|undo|restart`, and controllers that died brought
+//! back by the next command that looks.
 
 mod peapod_common;
 
@@ -505,4 +507,424 @@ fn a_pod_whose_supervisor_died_is_replaced() {
     assert!(first.iter().any(|p| p.name == name));
     let left = pp.leftovers(&id);
     assert!(left.is_empty(), "pod {id} left: {left:?}");
+}
+
+/// `get deployment NAME -o json`.
+fn deployment_json(pp: &Peapod, name: &str) -> Value {
+    serde_json::from_str(&pp.ok(&["get", "deployment", name, "-o", "json"]))
+        .expect("deployment JSON")
+}
+
+/// `web(...)` with `lines` (two-space indented) added to its spec.
+fn with_spec(manifest: &str, lines: &str) -> String {
+    manifest.replace("spec:\n  replicas", &format!("spec:\n{lines}  replicas"))
+}
+
+/// `web(...)` with a `kubernetes.io/change-cause` annotation.
+fn with_cause(manifest: &str, name: &str, cause: &str) -> String {
+    manifest.replacen(
+        &format!("metadata:\n  name: {name}\n"),
+        &format!(
+            "metadata:\n  name: {name}\n  annotations:\n    kubernetes.io/change-cause: {cause}\n"
+        ),
+        1,
+    )
+}
+
+/// `rollout history` rows: revision and change-cause.
+fn history(pp: &Peapod, name: &str) -> Vec<(u64, String)> {
+    let out = pp.ok(&["rollout", "history", &format!("deployment/{name}")]);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("deployment.apps/{name}").as_str())
+    );
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, ["REVISION", "CHANGE-CAUSE"], "{out}");
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (n, cause) = l.split_once(' ').expect("a history row");
+            (n.parse().expect("a revision"), cause.trim().to_string())
+        })
+        .collect()
+}
+
+/// ReplicaSets of the root by revision: (revision, name, desired).
+fn replica_sets(pp: &Peapod) -> Vec<(u64, String, u64)> {
+    let v: Value = serde_json::from_str(&pp.ok(&["get", "rs", "-o", "json"])).expect("rs JSON");
+    let mut out: Vec<(u64, String, u64)> = v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|rs| {
+            (
+                rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                    .as_str()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0),
+                rs["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                rs["spec"]["replicas"].as_u64().unwrap_or(99),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Waits until `n` pods run ready, all of ReplicaSet `rs`.
+fn wait_rs_pods(pp: &Peapod, rs: &str, n: usize) -> Vec<Pod> {
+    let mut last = Vec::new();
+    let ok = wait_for(POD_TIMEOUT, || {
+        last = pods(pp);
+        last.len() == n
+            && last
+                .iter()
+                .all(|p| p.running_ready && p.name.starts_with(&format!("{rs}-")))
+    });
+    assert!(ok, "expected {n} running pods of {rs}, got {last:#?}");
+    last
+}
+
+#[test]
+fn min_ready_seconds_keeps_new_pods_unavailable_and_paces_the_roll() {
+    if !usable() || !have_cni() {
+        return;
+    }
+    let pp = Peapod::new("deploy-minready");
+    let _cleanup = Cleanup {
+        pp: &pp,
+        what: vec![("deployment", "mr".into())],
+    };
+    let spec = "  minReadySeconds: 3\n  strategy:\n    rollingUpdate:\n      maxSurge: 1\n      maxUnavailable: 0\n";
+    let v1 = write_manifest(&pp, "v1.yaml", &with_spec(&web("mr", 2, "v1"), spec));
+    pp.ok(&["apply", "-f", &v1]);
+    // Ready first, available only later.
+    let counts = |d: &Value| {
+        let n = |k: &str| d["status"][k].as_u64().unwrap_or(0);
+        (
+            n("readyReplicas"),
+            n("availableReplicas"),
+            n("updatedReplicas"),
+            n("replicas"),
+        )
+    };
+    let mut ready_not_available = false;
+    let up = wait_for(POD_TIMEOUT, || {
+        let (ready, available, _, _) = counts(&deployment_json(&pp, "mr"));
+        ready_not_available |= ready > available;
+        available == 2
+    });
+    assert!(up, "{:#}", deployment_json(&pp, "mr"));
+    assert!(ready_not_available, "pods were available as soon as ready");
+    let describe = pp.ok(&["describe", "deployment", "mr"]);
+    assert!(describe.contains("MinReadySeconds:    3"), "{describe}");
+
+    // maxUnavailable 0: an old pod goes only once a new one has been
+    // ready for minReadySeconds, so 2 stay available throughout.
+    let v2 = write_manifest(&pp, "v2.yaml", &with_spec(&web("mr", 2, "v2"), spec));
+    pp.ok(&["apply", "-f", &v2]);
+    let mut new_ready_not_available = false;
+    let rolled = wait_for(POD_TIMEOUT, || {
+        let d = deployment_json(&pp, "mr");
+        let (ready, available, updated, replicas) = counts(&d);
+        assert!(
+            available >= 2,
+            "fewer than 2 available during the roll: {d:#}"
+        );
+        new_ready_not_available |= updated > 0 && ready > available;
+        updated == 2 && replicas == 2 && available == 2
+    });
+    assert!(rolled, "{:#}", deployment_json(&pp, "mr"));
+    assert!(
+        new_ready_not_available,
+        "new pods were available as soon as ready"
+    );
+    let status = pp.ok(&["rollout", "status", "deployment/mr", "--timeout", "60s"]);
+    assert!(
+        status.ends_with("deployment \"mr\" successfully rolled out\n"),
+        "{status}"
+    );
+}
+
+#[test]
+fn rollout_history_undo_and_the_revision_limit() {
+    if !usable() || !have_cni() {
+        return;
+    }
+    let pp = Peapod::new("deploy-history");
+    let _cleanup = Cleanup {
+        pp: &pp,
+        what: vec![("deployment", "hist".into())],
+    };
+    let version = |v: &str| {
+        let m = with_spec(&web("hist", 1, v), "  revisionHistoryLimit: 2\n");
+        write_manifest(&pp, &format!("{v}.yaml"), &with_cause(&m, "hist", v))
+    };
+    pp.ok(&["apply", "-f", &version("v1")]);
+    wait_pods(&pp, 1);
+    for v in ["v2", "v3", "v4"] {
+        assert_eq!(
+            pp.ok(&["apply", "-f", &version(v)]).trim(),
+            "deployment.apps/hist configured"
+        );
+    }
+    // Revision 1 is dropped (the limit keeps 2 old ones) once its pod is
+    // gone.
+    let want = |l: &[(u64, &str)]| -> Vec<(u64, String)> {
+        l.iter().map(|(n, c)| (*n, c.to_string())).collect()
+    };
+    let mut last = Vec::new();
+    let pruned = wait_for(POD_TIMEOUT, || {
+        last = history(&pp, "hist");
+        last == want(&[(2, "v2"), (3, "v3"), (4, "v4")])
+    });
+    assert!(pruned, "history: {last:?}");
+    let sets = replica_sets(&pp);
+    assert_eq!(
+        sets.iter().map(|s| (s.0, s.2)).collect::<Vec<_>>(),
+        [(2, 0), (3, 0), (4, 1)],
+        "{sets:?}"
+    );
+    let rs = |n: u64| {
+        sets.iter()
+            .find(|s| s.0 == n)
+            .expect("a revision")
+            .1
+            .clone()
+    };
+    let (rs3, rs4) = (rs(3), rs(4));
+    let d = deployment_json(&pp, "hist");
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "4",
+        "{d:#}"
+    );
+    let p = wait_rs_pods(&pp, &rs4, 1);
+    assert_eq!(
+        http_get(p[0].ip.as_deref().expect("a pod IP")).trim(),
+        format!("v4 replica {}", p[0].name)
+    );
+
+    // Undo: revision 3's template comes back as revision 5.
+    assert_eq!(
+        pp.ok(&["rollout", "undo", "deployment/hist"]).trim(),
+        "deployment.apps/hist rolled back"
+    );
+    let p = wait_rs_pods(&pp, &rs3, 1);
+    assert_eq!(
+        http_get(p[0].ip.as_deref().expect("a pod IP")).trim(),
+        format!("v3 replica {}", p[0].name)
+    );
+    assert_eq!(
+        history(&pp, "hist"),
+        want(&[(2, "v2"), (4, "v4"), (5, "v3")])
+    );
+    let d = deployment_json(&pp, "hist");
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "5",
+        "{d:#}"
+    );
+    let shown = pp.ok(&[
+        "rollout",
+        "history",
+        "deployment",
+        "hist",
+        "--revision",
+        "5",
+    ]);
+    assert!(
+        shown.starts_with("deployment.apps/hist with revision #5\n"),
+        "{shown}"
+    );
+    let hash3 = rs3.trim_start_matches("hist-");
+    assert!(
+        shown.contains(&format!("pod-template-hash={hash3}")),
+        "{shown}"
+    );
+
+    // To a given revision, in the `deployment NAME` form.
+    assert_eq!(
+        pp.ok(&[
+            "rollout",
+            "undo",
+            "deployment",
+            "hist",
+            "--to-revision",
+            "4"
+        ])
+        .trim(),
+        "deployment.apps/hist rolled back"
+    );
+    wait_rs_pods(&pp, &rs4, 1);
+    assert_eq!(
+        history(&pp, "hist"),
+        want(&[(2, "v2"), (5, "v3"), (6, "v4")])
+    );
+    assert_eq!(
+        pp.ok(&["rollout", "undo", "deployment/hist", "--to-revision=6"])
+            .trim(),
+        "deployment.apps/hist skipped rollback (current template already matches revision 6)"
+    );
+    let (_, err) = pp.fails(&["rollout", "undo", "deployment/hist", "--to-revision", "4"]);
+    assert!(
+        err.contains("unable to find specified revision 4 in history"),
+        "{err}"
+    );
+    let (_, err) = pp.fails(&["rollout", "undo", "deployment/nope"]);
+    assert!(err.contains("\"nope\" not found"), "{err}");
+}
+
+#[test]
+fn rollout_restart_replaces_every_pod() {
+    if !usable() || !have_cni() {
+        return;
+    }
+    let pp = Peapod::new("deploy-restart");
+    let _cleanup = Cleanup {
+        pp: &pp,
+        what: vec![("deployment", "rst".into())],
+    };
+    let m = write_manifest(&pp, "rst.yaml", &web("rst", 2, "r"));
+    pp.ok(&["apply", "-f", &m]);
+    let before = wait_pods(&pp, 2);
+    assert_eq!(history(&pp, "rst"), [(1, "<none>".to_string())]);
+    assert_eq!(
+        pp.ok(&["rollout", "restart", "deployment/rst"]).trim(),
+        "deployment.apps/rst restarted"
+    );
+    let mut last = Vec::new();
+    let replaced = wait_for(POD_TIMEOUT, || {
+        last = pods(&pp);
+        last.len() == 2
+            && last
+                .iter()
+                .all(|p| p.running_ready && p.hash != before[0].hash)
+    });
+    assert!(replaced, "{last:#?}");
+    let d = deployment_json(&pp, "rst");
+    let stamp =
+        d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .as_str()
+            .unwrap_or_default();
+    assert!(
+        stamp.len() == "2006-01-02T15:04:05Z".len() && stamp.ends_with('Z'),
+        "{d:#}"
+    );
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "2",
+        "{d:#}"
+    );
+    assert_eq!(
+        history(&pp, "rst"),
+        [(1, "<none>".to_string()), (2, "<none>".to_string())]
+    );
+    let (_, err) = pp.fails(&["rollout", "restart", "rs/rst"]);
+    assert!(err.contains("only deployments"), "{err}");
+}
+
+/// The controller pid in the record of `kind` (deployments, jobs) `name`.
+fn controller_pid(pp: &Peapod, kind: &str, name: &str) -> i32 {
+    let path = pp.root.join(kind).join(format!("default_{name}.json"));
+    let rec: Value = serde_json::from_slice(&std::fs::read(&path).expect("controller record"))
+        .expect("record JSON");
+    rec["controller"]["pid"].as_i64().expect("controller pid") as i32
+}
+
+/// Whether process `pid` runs (not gone, not a zombie).
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rfind(')')
+            .is_some_and(|i| !s[i + 1..].trim_start().starts_with('Z'))
+    })
+}
+
+fn sigkill(pid: i32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the controller");
+    assert!(
+        wait_for(Duration::from_secs(10), || !running(pid)),
+        "{pid} still runs"
+    );
+}
+
+#[test]
+fn get_pods_brings_back_a_killed_deployment_controller() {
+    if !usable() || !have_cni() {
+        return;
+    }
+    let pp = Peapod::new("deploy-revive");
+    let _cleanup = Cleanup {
+        pp: &pp,
+        what: vec![("deployment", "rev".into())],
+    };
+    let m = write_manifest(&pp, "rev.yaml", &web("rev", 2, "r"));
+    pp.ok(&["apply", "-f", &m]);
+    let first = wait_pods(&pp, 2);
+    let old = controller_pid(&pp, "deployments", "rev");
+    sigkill(old);
+    // Removed by hand, by a command that does not look at Deployments:
+    // nothing replaces it while no controller runs.
+    pp.ok(&["pod", "rm", "-f", &first[0].name]);
+    assert_eq!(pod_ids(&pp).len(), 1);
+    assert_eq!(controller_pid(&pp, "deployments", "rev"), old);
+    pp.ok(&["get", "pods"]);
+    let new = controller_pid(&pp, "deployments", "rev");
+    assert!(new != old && running(new), "no controller after get pods");
+    let after = wait_pods(&pp, 2);
+    assert!(after.iter().all(|p| p.name != first[0].name), "{after:?}");
+    // Every controller lives: the next look starts none.
+    pp.ok(&["get", "deployments"]);
+    assert_eq!(controller_pid(&pp, "deployments", "rev"), new);
+}
+
+#[test]
+fn get_jobs_brings_back_a_killed_job_controller() {
+    if !usable() || !have_cni() {
+        return;
+    }
+    let pp = Peapod::new("deploy-revive-job");
+    let _cleanup = Cleanup {
+        pp: &pp,
+        what: vec![("job", "two".into())],
+    };
+    let m = write_manifest(
+        &pp,
+        "job.yaml",
+        r#"apiVersion: batch/v1
+kind: Job
+metadata:
+  name: two
+spec:
+  completions: 2
+  parallelism: 1
+  template:
+    spec:
+      terminationGracePeriodSeconds: 1
+      restartPolicy: Never
+      containers:
+        - name: work
+          image: busybox
+          command: ["sh", "-c", "sleep 1"]
+"#,
+    );
+    pp.ok(&["apply", "-f", &m]);
+    sigkill(controller_pid(&pp, "jobs", "two"));
+    // With no controller the Job would never get its second pod.
+    let mut last = Value::Null;
+    let complete = wait_for(POD_TIMEOUT, || {
+        last =
+            serde_json::from_str(&pp.ok(&["get", "jobs", "two", "-o", "json"])).unwrap_or_default();
+        last["status"]["succeeded"] == 2
+    });
+    assert!(complete, "{last:#}");
 }

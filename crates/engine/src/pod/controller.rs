@@ -4,17 +4,19 @@
 //! apply and scale send) and moves the pods toward what the record asks:
 //! missing replicas made, extra and ended ones deleted, and on a template
 //! change the old pods replaced (RollingUpdate within maxSurge and
-//! maxUnavailable, or Recreate). It ends on SIGTERM once the object is
-//! being deleted (the deleter then removes the pods).
+//! maxUnavailable, counting pods available after `minReadySeconds`, or
+//! Recreate). Each look also notes when pods became ready and drops
+//! revisions past the history limit. It ends on SIGTERM once the object
+//! is being deleted (the deleter then removes the pods).
 
 use std::fs::File;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use peapod_kube::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::deployment::{ControllerKind, ControllerRecord, ControllerStore, Strategy, pod_ready};
+use super::deployment::{ControllerKind, ControllerRecord, ControllerStore, Strategy};
 use super::record::{Phase, PodRecord};
 use crate::containers::{Engine, EngineError};
 use crate::monitor::Ready;
@@ -158,6 +160,22 @@ impl Controller<'_> {
         });
     }
 
+    /// Notes which pods are ready since when and prunes old revisions;
+    /// the record after (None when it is gone or being deleted).
+    fn observe(&self, pods: &[PodRecord]) -> Result<Option<ControllerRecord>, EngineError> {
+        let now = SystemTime::now();
+        self.store.update(&self.namespace, &self.name, |r| match r {
+            Some(mut r) if !r.deleting => {
+                if r.observe(pods, now) {
+                    (Some(r.clone()), Some(r))
+                } else {
+                    (None, Some(r))
+                }
+            }
+            _ => (None, None),
+        })
+    }
+
     /// One look; false when the controller should end.
     fn tick(&mut self) -> Result<bool, EngineError> {
         let Some(rec) = self.record()? else {
@@ -167,6 +185,9 @@ impl Controller<'_> {
             return Ok(false);
         }
         let pods = self.engine.controller_pods(&rec)?;
+        let Some(rec) = self.observe(&pods)? else {
+            return Ok(false);
+        };
         let mut live: Vec<PodRecord> = Vec::new();
         for p in pods {
             if p.deleting {
@@ -241,10 +262,10 @@ impl Controller<'_> {
                 }
             }
         } else if pods.len() > desired {
-            // Not-ready pods go first, then the newest.
+            // Unavailable pods go first, then the newest.
             pods.sort_by(|a, b| {
-                pod_ready(a)
-                    .cmp(&pod_ready(b))
+                rec.available(a)
+                    .cmp(&rec.available(b))
                     .then(b.created.cmp(&a.created))
             });
             for p in &pods[..pods.len() - desired] {
@@ -256,7 +277,7 @@ impl Controller<'_> {
 
     /// One step of a rolling update: new pods up to `desired + surge` in
     /// all, then old pods down while at least `desired - unavailable` are
-    /// ready.
+    /// available.
     fn roll(
         &mut self,
         rec: &ControllerRecord,
@@ -281,25 +302,25 @@ impl Controller<'_> {
             .into_iter()
             .filter(|p| !p.deleting && !matches!(p.phase, Phase::Failed | Phase::Succeeded))
             .collect();
-        let mut ready = pods.iter().filter(|p| pod_ready(p)).count();
-        let min_ready = desired.saturating_sub(unavailable as usize);
+        let mut available = pods.iter().filter(|p| rec.available(p)).count();
+        let min_available = desired.saturating_sub(unavailable as usize);
         let mut old: Vec<&PodRecord> = pods.iter().filter(|p| !rec.current(p)).collect();
-        // Unready old pods cost no availability: they go first, then the
-        // oldest.
+        // Unavailable old pods cost no availability: they go first, then
+        // the oldest.
         old.sort_by(|a, b| {
-            pod_ready(a)
-                .cmp(&pod_ready(b))
+            rec.available(a)
+                .cmp(&rec.available(b))
                 .then(a.created.cmp(&b.created))
         });
         for p in old {
-            let is_ready = pod_ready(p);
-            // Never below the replicas that must stay ready.
-            if is_ready && ready <= min_ready {
+            let is_available = rec.available(p);
+            // Never below the replicas that must stay available.
+            if is_available && available <= min_available {
                 break;
             }
             self.delete(p, "replaced by the new template");
-            if is_ready {
-                ready -= 1;
+            if is_available {
+                available -= 1;
             }
         }
         Ok(())

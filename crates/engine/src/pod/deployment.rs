@@ -6,10 +6,16 @@
 //!
 //! A Deployment's pods are owned by `ReplicaSet/<deploy>-<hash>` and
 //! labelled `pod-template-hash`; a standalone ReplicaSet's by
-//! `ReplicaSet/<name>`.
+//! `ReplicaSet/<name>`. Each template a Deployment ran is a revision (see
+//! [`super::revision`]).
+//!
+//! A pod is available once it has been ready `spec.minReadySeconds`
+//! (counted from when the controller first saw it ready, or from its
+//! containers' last start if later); availability, not readiness, is what
+//! a rollout keeps above `replicas - maxUnavailable`.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant, SystemTime};
 
 use peapod_kube::k8s_openapi::api::core::v1::PodTemplateSpec;
 use peapod_kube::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -17,9 +23,10 @@ use serde::{Deserialize, Serialize};
 
 use super::ContainerKind;
 use super::record::{Event, Phase, PodRecord};
+use super::revision::Revision;
 use crate::containers::{Engine, EngineError, next_event};
 use crate::record::ProcRef;
-use crate::time::format_rfc3339_nano;
+use crate::time::{format_rfc3339_nano, parse_rfc3339};
 
 /// ConfigMaps and Secrets of an apply, by name: key → bytes.
 pub type ConfigData = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
@@ -106,6 +113,14 @@ pub struct ControllerRecord {
     pub deleting: bool,
     #[serde(default)]
     pub events: Vec<Event>,
+    /// A Deployment's revisions (its ReplicaSets), oldest first; the one
+    /// of `template_hash` is the newest.
+    #[serde(default)]
+    pub revisions: Vec<Revision>,
+    /// When the controller first saw each of its pods ready (RFC 3339, by
+    /// pod uid), while they stay ready: for `minReadySeconds`.
+    #[serde(default)]
+    pub ready_since: BTreeMap<String, String>,
 }
 
 impl ControllerRecord {
@@ -188,6 +203,65 @@ impl ControllerRecord {
     }
 }
 
+impl ControllerRecord {
+    /// `spec.minReadySeconds`.
+    pub fn min_ready(&self) -> Duration {
+        let secs = self.manifest["spec"]["minReadySeconds"]
+            .as_u64()
+            .unwrap_or(0);
+        Duration::from_secs(secs)
+    }
+
+    /// Whether pod `p` is available: ready for at least `minReadySeconds`
+    /// without a container starting again.
+    pub fn available(&self, p: &PodRecord) -> bool {
+        if !pod_ready(p) {
+            return false;
+        }
+        let min = self.min_ready();
+        if min.is_zero() {
+            return true;
+        }
+        let Some(seen) = self.ready_since.get(&p.uid).and_then(|t| parse_rfc3339(t)) else {
+            return false;
+        };
+        let last_start = p
+            .containers
+            .iter()
+            .filter(|c| c.kind != ContainerKind::Init)
+            .filter_map(|c| c.starts.last().and_then(|t| parse_rfc3339(t)))
+            .max();
+        let since = last_start.map_or(seen, |s| s.max(seen));
+        SystemTime::now()
+            .duration_since(since)
+            .is_ok_and(|d| d >= min)
+    }
+
+    /// Notes which of `pods` (its own) are ready since when, and drops
+    /// the revisions past the history limit that have no pods; whether
+    /// the record changed.
+    pub fn observe(&mut self, pods: &[PodRecord], now: SystemTime) -> bool {
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for p in pods.iter().filter(|p| self.owns(p) && pod_ready(p)) {
+            let since = self
+                .ready_since
+                .get(&p.uid)
+                .cloned()
+                .unwrap_or_else(|| format_rfc3339_nano(now));
+            seen.insert(p.uid.clone(), since);
+        }
+        let mut changed = seen != self.ready_since;
+        self.ready_since = seen;
+        let with_pods: BTreeSet<String> = pods
+            .iter()
+            .filter(|p| self.owns(p))
+            .filter_map(|p| p.plan.labels.get("pod-template-hash").cloned())
+            .collect();
+        changed |= self.prune_revisions(&with_pods);
+        changed
+    }
+}
+
 /// An int-or-percent of `total`.
 fn resolve(v: &IntOrString, total: u32, round_up: bool) -> u32 {
     match v {
@@ -216,6 +290,10 @@ pub struct ControllerStatus {
     pub ready: u32,
     /// Ready pods on the current template.
     pub updated_ready: u32,
+    /// Of the pods, available (ready for `minReadySeconds`).
+    pub available: u32,
+    /// Available pods on the current template.
+    pub updated_available: u32,
     /// Pods being deleted.
     pub terminating: u32,
 }
@@ -240,6 +318,15 @@ impl super::object_store::Named for ControllerRecord {
     }
     fn name(&self) -> &str {
         &self.name
+    }
+}
+
+impl super::revive::Controlled for ControllerRecord {
+    fn controller(&self) -> Option<ProcRef> {
+        self.controller
+    }
+    fn wants_controller(&self) -> bool {
+        !self.deleting
     }
 }
 
@@ -285,14 +372,13 @@ impl Engine {
             }
             s.replicas += 1;
             let ready = pod_ready(p);
-            if ready {
-                s.ready += 1;
-            }
+            let available = rec.available(p);
+            s.ready += u32::from(ready);
+            s.available += u32::from(available);
             if rec.current(p) {
                 s.updated += 1;
-                if ready {
-                    s.updated_ready += 1;
-                }
+                s.updated_ready += u32::from(ready);
+                s.updated_available += u32::from(available);
             }
         }
         Ok(s)
@@ -320,8 +406,7 @@ impl Engine {
                     );
                 }
                 r.manifest = a.manifest.clone();
-                r.template = a.template.clone();
-                r.template_hash = hash.clone();
+                r.set_template(a.template.clone());
                 r.replicas = a.replicas;
                 r.config = a.config.clone();
                 r.generation += 1;
@@ -343,7 +428,10 @@ impl Engine {
                     controller: None,
                     deleting: false,
                     events: Vec::new(),
+                    revisions: Vec::new(),
+                    ready_since: BTreeMap::new(),
                 };
+                r.bump_revision();
                 r.event(
                     "Normal",
                     "Created",
@@ -545,6 +633,8 @@ mod tests {
             controller: None,
             deleting: false,
             events: Vec::new(),
+            revisions: Vec::new(),
+            ready_since: BTreeMap::new(),
         }
     }
 

@@ -319,6 +319,16 @@ impl super::object_store::Named for JobRecord {
     }
 }
 
+impl super::revive::Controlled for JobRecord {
+    fn controller(&self) -> Option<ProcRef> {
+        self.controller
+    }
+    /// Until it ends, and after that while a TTL is to be waited out.
+    fn wants_controller(&self) -> bool {
+        !self.deleting && (self.end.is_none() || self.ttl_seconds_after_finished.is_some())
+    }
+}
+
 impl Engine {
     pub fn jobs(&self) -> JobStore {
         JobStore::new(self.paths.root.join("jobs"))

@@ -19,6 +19,8 @@ mod launch;
 pub mod object_store;
 pub mod probe;
 mod record;
+pub mod revision;
+pub mod revive;
 mod run;
 mod status;
 mod supervisor;

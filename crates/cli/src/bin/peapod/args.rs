@@ -114,7 +114,7 @@ pub enum Command {
     Scale(crate::deploy_cmd::ScaleArgs),
     /// Deployment rollouts.
     #[command(subcommand)]
-    Rollout(crate::deploy_cmd::RolloutCommand),
+    Rollout(crate::rollout_cmd::RolloutCommand),
     /// The controller of a deployment or replica set (started by peapod itself).
     #[command(name = "__deploy-supervise", hide = true)]
     DeploySupervise(crate::deploy_cmd::DeploySuperviseArgs),

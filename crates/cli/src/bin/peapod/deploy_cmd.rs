@@ -1,16 +1,17 @@
 //! Deployments and ReplicaSets from the command line: `get`, `describe`
-//! and `delete` of them (called from kube_cmd), `scale`, `rollout status`,
-//! and the hidden `__deploy-supervise` that is each one's controller.
+//! and `delete` of them (called from kube_cmd), `scale`, and the hidden
+//! `__deploy-supervise` that is each one's controller (`rollout` is in
+//! rollout_cmd).
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Subcommand};
+use clap::Args;
 use peapod_engine::containers::Engine;
-use peapod_engine::pod::deployment::{
-    ControllerKind, ControllerRecord, ControllerStatus, Strategy,
-};
+use peapod_engine::pod::deployment::{ControllerKind, ControllerRecord, Strategy};
+use peapod_engine::pod::revision::{CHANGE_CAUSE_ANNOTATION, REVISION_ANNOTATION, Revision};
+use peapod_kube::k8s_openapi::api::core::v1::PodTemplateSpec;
 
 use crate::kube_cmd::{GetArgs, Output, age};
 
@@ -34,29 +35,8 @@ pub struct ScaleArgs {
     pub namespace: String,
 }
 
-#[derive(Subcommand, Debug)]
-pub enum RolloutCommand {
-    /// Wait until a Deployment's pods all run its current template.
-    Status(RolloutStatusArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct RolloutStatusArgs {
-    /// deployment NAME or deployment/NAME.
-    #[arg(required = true)]
-    pub what: Vec<String>,
-    #[arg(short = 'n', long = "namespace", default_value = "default")]
-    pub namespace: String,
-    /// Give up after this long (e.g. 90s, 2m; 0 waits forever).
-    #[arg(long, default_value = "0s")]
-    pub timeout: String,
-    /// Print the state once and do not wait.
-    #[arg(short = 'w', long, default_value_t = true, action = clap::ArgAction::Set)]
-    pub watch: bool,
-}
-
 /// `KIND NAME` or `KIND/NAME`.
-fn target(what: &[String]) -> Result<(ControllerKind, String)> {
+pub(crate) fn target(what: &[String]) -> Result<(ControllerKind, String)> {
     let (kind, name) = match what {
         [one] => one
             .split_once('/')
@@ -70,7 +50,12 @@ fn target(what: &[String]) -> Result<(ControllerKind, String)> {
     Ok((kind, name))
 }
 
-fn find(engine: &Engine, kind: ControllerKind, ns: &str, name: &str) -> Result<ControllerRecord> {
+pub(crate) fn find(
+    engine: &Engine,
+    kind: ControllerKind,
+    ns: &str,
+    name: &str,
+) -> Result<ControllerRecord> {
     engine
         .controllers(kind)
         .load(ns, name)?
@@ -78,7 +63,7 @@ fn find(engine: &Engine, kind: ControllerKind, ns: &str, name: &str) -> Result<C
         .with_context(|| format!("{} {name:?} not found in namespace {ns:?}", kind.word()))
 }
 
-fn duration(s: &str) -> Result<Duration> {
+pub(crate) fn duration(s: &str) -> Result<Duration> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num
@@ -115,71 +100,6 @@ pub fn scale(engine: &Engine, a: &ScaleArgs) -> Result<()> {
     Ok(())
 }
 
-/// kubectl's rollout status message, and whether it is done.
-fn rollout_message(name: &str, desired: u32, s: &ControllerStatus) -> (String, bool) {
-    if s.updated < desired {
-        (
-            format!(
-                "Waiting for deployment {name:?} rollout to finish: {} out of {desired} new replicas have been updated...",
-                s.updated
-            ),
-            false,
-        )
-    } else if s.replicas > s.updated {
-        (
-            format!(
-                "Waiting for deployment {name:?} rollout to finish: {} old replicas are pending termination...",
-                s.replicas - s.updated
-            ),
-            false,
-        )
-    } else if s.updated_ready < s.updated {
-        (
-            format!(
-                "Waiting for deployment {name:?} rollout to finish: {} of {} updated replicas are available...",
-                s.updated_ready, s.updated
-            ),
-            false,
-        )
-    } else {
-        (format!("deployment {name:?} successfully rolled out"), true)
-    }
-}
-
-/// `peapod rollout status deployment NAME`.
-pub fn rollout(engine: &Engine, c: &RolloutCommand) -> Result<()> {
-    let RolloutCommand::Status(a) = c;
-    let (kind, name) = target(&a.what)?;
-    if kind != ControllerKind::Deployment {
-        bail!("rollout status: only deployments roll out");
-    }
-    let timeout = duration(&a.timeout)?;
-    // Nothing moves without its controller: start it again if it died.
-    find(engine, kind, &a.namespace, &name)?;
-    engine.ensure_controller(kind, &a.namespace, &name)?;
-    let deadline = (!timeout.is_zero()).then(|| Instant::now() + timeout);
-    let mut last = String::new();
-    loop {
-        let rec = find(engine, kind, &a.namespace, &name)?;
-        let s = engine.controller_status(&rec)?;
-        let (msg, done) = rollout_message(&name, rec.replicas, &s);
-        if msg != last {
-            println!("{msg}");
-            last = msg;
-        }
-        if done {
-            return Ok(());
-        }
-        if !a.watch {
-            return Ok(());
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            bail!("timed out waiting for the condition");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// The object with a Kubernetes-like status (`-o json|yaml`).
 fn object(engine: &Engine, rec: &ControllerRecord) -> serde_json::Value {
     let s = engine.controller_status(rec).unwrap_or_default();
@@ -189,20 +109,24 @@ fn object(engine: &Engine, rec: &ControllerRecord) -> serde_json::Value {
     obj["metadata"]["creationTimestamp"] = serde_json::json!(rec.created);
     obj["metadata"]["generation"] = serde_json::json!(rec.generation);
     obj["spec"]["replicas"] = serde_json::json!(rec.replicas);
+    if rec.kind == ControllerKind::Deployment {
+        obj["metadata"]["annotations"][REVISION_ANNOTATION] =
+            serde_json::json!(rec.revision().to_string());
+    }
     obj["status"] = match rec.kind {
         ControllerKind::Deployment => serde_json::json!({
             "observedGeneration": rec.generation,
             "replicas": s.replicas,
             "updatedReplicas": s.updated,
             "readyReplicas": s.ready,
-            "availableReplicas": s.ready,
-            "unavailableReplicas": s.replicas.saturating_sub(s.ready),
+            "availableReplicas": s.available,
+            "unavailableReplicas": rec.replicas.max(s.replicas).saturating_sub(s.available),
         }),
         ControllerKind::ReplicaSet => serde_json::json!({
             "observedGeneration": rec.generation,
             "replicas": s.replicas,
             "readyReplicas": s.ready,
-            "availableReplicas": s.ready,
+            "availableReplicas": s.available,
         }),
     };
     obj
@@ -218,6 +142,92 @@ fn selector(rec: &ControllerRecord) -> String {
                 .join(",")
         })
         .unwrap_or_default()
+}
+
+/// A line of `get replicasets`.
+struct RsRow {
+    name: String,
+    desired: u32,
+    current: u32,
+    ready: u32,
+    created: String,
+    obj: serde_json::Value,
+}
+
+/// The ReplicaSets of Deployment `d`: one per revision, oldest first, then
+/// any other pod template its pods still run.
+fn replica_sets(engine: &Engine, d: &ControllerRecord) -> Result<Vec<RsRow>> {
+    let pods = engine.controller_pods(d)?;
+    // Number 0: a template it no longer keeps as a revision.
+    let mut sets: Vec<Revision> = d.revisions.clone();
+    for h in pods
+        .iter()
+        .filter_map(|p| p.plan.labels.get("pod-template-hash"))
+        .chain(std::iter::once(&d.template_hash))
+    {
+        if !sets.iter().any(|s| &s.hash == h) {
+            let created = pods
+                .iter()
+                .find(|p| p.plan.labels.get("pod-template-hash") == Some(h))
+                .map_or_else(|| d.created.clone(), |p| p.created.clone());
+            sets.push(Revision {
+                number: 0,
+                hash: h.clone(),
+                template: if *h == d.template_hash {
+                    d.template.clone()
+                } else {
+                    PodTemplateSpec::default()
+                },
+                created,
+                change_cause: None,
+            });
+        }
+    }
+    let mut rows = Vec::new();
+    for set in sets {
+        let h = set.hash;
+        let mine: Vec<_> = pods
+            .iter()
+            .filter(|p| !p.deleting && p.plan.labels.get("pod-template-hash") == Some(&h))
+            .collect();
+        let name = peapod_kube::names::replica_set_name(&d.name, &h);
+        let desired = if h == d.template_hash { d.replicas } else { 0 };
+        let ready = mine
+            .iter()
+            .filter(|p| peapod_engine::pod::deployment::pod_ready(p))
+            .count() as u32;
+        let available = mine.iter().filter(|p| d.available(p)).count() as u32;
+        let mut annotations = serde_json::Map::new();
+        if set.number > 0 {
+            annotations.insert(REVISION_ANNOTATION.into(), set.number.to_string().into());
+        }
+        if let Some(c) = set.change_cause {
+            annotations.insert(CHANGE_CAUSE_ANNOTATION.into(), c.into());
+        }
+        let obj = serde_json::json!({
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": name,
+                "namespace": d.namespace,
+                "creationTimestamp": set.created,
+                "labels": {"pod-template-hash": h},
+                "annotations": annotations,
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": d.name, "controller": true}],
+            },
+            "spec": {"replicas": desired, "minReadySeconds": d.min_ready().as_secs(), "template": set.template},
+            "status": {"replicas": mine.len(), "readyReplicas": ready, "availableReplicas": available},
+        });
+        rows.push(RsRow {
+            name,
+            desired,
+            current: mine.len() as u32,
+            ready,
+            created: set.created,
+            obj,
+        });
+    }
+    Ok(rows)
 }
 
 /// `peapod get deployments|replicasets`.
@@ -268,7 +278,7 @@ pub fn get(engine: &Engine, a: &GetArgs, kind: ControllerKind) -> Result<()> {
                     r.name,
                     format!("{}/{}", s.ready, r.replicas),
                     s.updated,
-                    s.ready,
+                    s.available,
                     age(&r.created)
                 )?;
                 if wide {
@@ -294,20 +304,12 @@ pub fn get(engine: &Engine, a: &GetArgs, kind: ControllerKind) -> Result<()> {
             Ok(())
         }
         ControllerKind::ReplicaSet => {
-            // Standalone ReplicaSets, then each Deployment's: its current
-            // one and every older one that still has pods.
-            struct Row {
-                name: String,
-                desired: u32,
-                current: u32,
-                ready: u32,
-                created: String,
-                obj: serde_json::Value,
-            }
-            let mut rows: Vec<Row> = Vec::new();
+            // Standalone ReplicaSets, then each Deployment's: one per
+            // revision it keeps (and any other that still has pods).
+            let mut rows: Vec<RsRow> = Vec::new();
             for r in &recs {
                 let s = engine.controller_status(r)?;
-                rows.push(Row {
+                rows.push(RsRow {
                     name: r.name.clone(),
                     desired: r.replicas,
                     current: s.replicas,
@@ -323,53 +325,7 @@ pub fn get(engine: &Engine, a: &GetArgs, kind: ControllerKind) -> Result<()> {
                 .filter(|r| !r.deleting)
                 .filter(|r| a.all_namespaces || r.namespace == a.namespace)
             {
-                let pods = engine.controller_pods(&d)?;
-                let mut hashes: Vec<String> = vec![d.template_hash.clone()];
-                for p in &pods {
-                    if let Some(h) = p.plan.labels.get("pod-template-hash")
-                        && !hashes.contains(h)
-                    {
-                        hashes.push(h.clone());
-                    }
-                }
-                for h in hashes {
-                    let mine: Vec<_> = pods
-                        .iter()
-                        .filter(|p| {
-                            !p.deleting && p.plan.labels.get("pod-template-hash") == Some(&h)
-                        })
-                        .collect();
-                    let name = peapod_kube::names::replica_set_name(&d.name, &h);
-                    let desired = if h == d.template_hash { d.replicas } else { 0 };
-                    let ready = mine
-                        .iter()
-                        .filter(|p| peapod_engine::pod::deployment::pod_ready(p))
-                        .count() as u32;
-                    let created = mine
-                        .first()
-                        .map(|p| p.created.clone())
-                        .unwrap_or_else(|| d.created.clone());
-                    let obj = serde_json::json!({
-                        "apiVersion": "apps/v1",
-                        "kind": "ReplicaSet",
-                        "metadata": {
-                            "name": name,
-                            "namespace": d.namespace,
-                            "labels": {"pod-template-hash": h},
-                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": d.name, "controller": true}],
-                        },
-                        "spec": {"replicas": desired, "template": d.template},
-                        "status": {"replicas": mine.len(), "readyReplicas": ready, "availableReplicas": ready},
-                    });
-                    rows.push(Row {
-                        name,
-                        desired,
-                        current: mine.len() as u32,
-                        ready,
-                        created,
-                        obj,
-                    });
-                }
+                rows.extend(replica_sets(engine, &d)?);
             }
             rows.retain(|r| a.names.is_empty() || a.names.contains(&r.name));
             if let Some(o @ (Output::Json | Output::Yaml)) = a.output {
@@ -407,6 +363,50 @@ pub fn get(engine: &Engine, a: &GetArgs, kind: ControllerKind) -> Result<()> {
     }
 }
 
+/// The `Pod Template:` part of describe and `rollout history
+/// --revision`; `hash` is the ReplicaSet's pod-template-hash label.
+pub(crate) fn print_template(
+    o: &mut dyn Write,
+    template: &PodTemplateSpec,
+    hash: Option<&str>,
+) -> Result<()> {
+    let meta = template.metadata.clone().unwrap_or_default();
+    let mut labels: Vec<String> = meta
+        .labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if let Some(h) = hash {
+        labels.push(format!("pod-template-hash={h}"));
+    }
+    let annotations: Vec<String> = meta
+        .annotations
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    let list = |v: Vec<String>| {
+        if v.is_empty() {
+            "<none>".to_string()
+        } else {
+            v.join(",")
+        }
+    };
+    writeln!(o, "Pod Template:")?;
+    writeln!(o, "  Labels:       {}", list(labels))?;
+    writeln!(o, "  Annotations:  {}", list(annotations))?;
+    writeln!(o, "  Containers:")?;
+    for c in template.spec.iter().flat_map(|s| s.containers.iter()) {
+        writeln!(o, "   {}:", c.name)?;
+        writeln!(o, "    Image:   {}", c.image.clone().unwrap_or_default())?;
+        if let Some(cmd) = &c.command {
+            writeln!(o, "    Command: {}", cmd.join(" "))?;
+        }
+    }
+    Ok(())
+}
+
 /// `peapod describe deployment|replicaset NAME`.
 pub fn describe(engine: &Engine, kind: ControllerKind, ns: &str, name: &str) -> Result<()> {
     let rec = find(engine, kind, ns, name)?;
@@ -415,6 +415,13 @@ pub fn describe(engine: &Engine, kind: ControllerKind, ns: &str, name: &str) -> 
     writeln!(o, "Name:               {}", rec.name)?;
     writeln!(o, "Namespace:          {}", rec.namespace)?;
     writeln!(o, "CreationTimestamp:  {}", rec.created)?;
+    if kind == ControllerKind::Deployment {
+        writeln!(
+            o,
+            "Annotations:        {REVISION_ANNOTATION}: {}",
+            rec.revision()
+        )?;
+    }
     writeln!(o, "Selector:           {}", selector(&rec))?;
     writeln!(
         o,
@@ -422,8 +429,8 @@ pub fn describe(engine: &Engine, kind: ControllerKind, ns: &str, name: &str) -> 
         rec.replicas,
         s.updated,
         s.replicas,
-        s.ready,
-        s.replicas.saturating_sub(s.ready)
+        s.available,
+        rec.replicas.max(s.replicas).saturating_sub(s.available)
     )?;
     if kind == ControllerKind::Deployment {
         match rec.strategy() {
@@ -440,37 +447,16 @@ pub fn describe(engine: &Engine, kind: ControllerKind, ns: &str, name: &str) -> 
             }
         }
     }
-    writeln!(o, "Pod Template:")?;
-    writeln!(
-        o,
-        "  Labels:  {}",
-        rec.template
-            .metadata
-            .as_ref()
-            .and_then(|m| m.labels.as_ref())
-            .map(|l| l
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(","))
-            .unwrap_or_else(|| "<none>".into())
-    )?;
-    writeln!(o, "  Containers:")?;
-    for c in rec.template.spec.iter().flat_map(|s| s.containers.iter()) {
-        writeln!(o, "   {}:", c.name)?;
-        writeln!(o, "    Image:   {}", c.image.clone().unwrap_or_default())?;
-        if let Some(cmd) = &c.command {
-            writeln!(o, "    Command: {}", cmd.join(" "))?;
-        }
-    }
+    writeln!(o, "MinReadySeconds:    {}", rec.min_ready().as_secs())?;
+    print_template(&mut o, &rec.template, None)?;
     if kind == ControllerKind::Deployment {
         let available = match rec.strategy() {
             Strategy::RollingUpdate {
                 max_unavailable, ..
-            } => s.ready >= rec.replicas.saturating_sub(max_unavailable),
-            Strategy::Recreate => s.ready >= rec.replicas,
+            } => s.available >= rec.replicas.saturating_sub(max_unavailable),
+            Strategy::Recreate => s.available >= rec.replicas,
         };
-        let done = rollout_message(&rec.name, rec.replicas, &s).1;
+        let done = crate::rollout_cmd::rollout_message(&rec.name, rec.replicas, &s).1;
         writeln!(o, "Conditions:")?;
         writeln!(o, "  {:<12} {:<7} Reason", "Type", "Status")?;
         writeln!(

@@ -16,6 +16,7 @@ mod network_cmd;
 mod pod_cmd;
 mod ps;
 mod registry;
+mod rollout_cmd;
 mod rootfs_tar;
 mod run_args;
 mod stats;
@@ -68,6 +69,22 @@ fn engine(cli: &args::Cli) -> anyhow::Result<Engine> {
     Ok(Engine::new(cli.paths(), &cli.storage_driver, exe))
 }
 
+/// The engine, after starting again any Deployment, ReplicaSet or Job
+/// controller that died: for the commands that read or change those
+/// objects (and `get pods`), so replicas are kept after a crash or a
+/// reboot. A controller that cannot be started is a warning: the command
+/// itself still runs.
+fn revived(cli: &args::Cli) -> anyhow::Result<Engine> {
+    let engine = engine(cli)?;
+    for f in engine.revive_controllers() {
+        eprintln!(
+            "peapod: warning: could not start the controller of {} again: {}",
+            f.object, f.error
+        );
+    }
+    Ok(engine)
+}
+
 fn run(cli: args::Cli) -> anyhow::Result<()> {
     use args::{Command, ImageCommand};
     let open = || peapod_image::ImageService::open(&cli.root, &cli.storage_driver);
@@ -98,19 +115,19 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         Command::Restart(a) => containers::restart(&engine(&cli)?, a),
         Command::Kill(a) => containers::kill(&engine(&cli)?, a),
         Command::Rm(a) => containers::rm(&engine(&cli)?, a),
-        Command::Wait(a) if a.for_.is_some() => kube_cmd::wait(&engine(&cli)?, a),
+        Command::Wait(a) if a.for_.is_some() => kube_cmd::wait(&revived(&cli)?, a),
         Command::Wait(a) => containers::wait(&engine(&cli)?, a),
         Command::Logs(a) => containers::logs(&engine(&cli)?, a),
         Command::Exec(a) => containers::exec(&engine(&cli)?, a),
         Command::Supervise(a) => containers::supervise(&engine(&cli)?, a),
         Command::PodSupervise(a) => containers::pod_supervise(&engine(&cli)?, a),
-        Command::Apply(a) => kube_cmd::apply(&engine(&cli)?, &cli, a),
-        Command::Get(a) => kube_cmd::get(&engine(&cli)?, a),
-        Command::Describe(a) => kube_cmd::describe(&engine(&cli)?, a),
-        Command::Delete(a) => kube_cmd::delete(&engine(&cli)?, a),
+        Command::Apply(a) => kube_cmd::apply(&revived(&cli)?, &cli, a),
+        Command::Get(a) => kube_cmd::get(&revived(&cli)?, a),
+        Command::Describe(a) => kube_cmd::describe(&revived(&cli)?, a),
+        Command::Delete(a) => kube_cmd::delete(&revived(&cli)?, a),
         Command::Pod(c) => kube_cmd::pod_ns(&engine(&cli)?, c),
-        Command::Scale(a) => deploy_cmd::scale(&engine(&cli)?, a),
-        Command::Rollout(c) => deploy_cmd::rollout(&engine(&cli)?, c),
+        Command::Scale(a) => deploy_cmd::scale(&revived(&cli)?, a),
+        Command::Rollout(c) => rollout_cmd::run(&revived(&cli)?, c),
         Command::DeploySupervise(a) => deploy_cmd::supervise(&engine(&cli)?, a),
         Command::JobSupervise(a) => job_cmd::supervise(&engine(&cli)?, a),
         Command::Volume(c) => {
