@@ -13,6 +13,7 @@ mod imperative;
 pub mod infra;
 pub mod job;
 pub mod kube;
+mod kube_probe;
 mod launch;
 pub mod object_store;
 pub mod probe;
