@@ -13,7 +13,7 @@ use peapod_kube::k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQ
 use peapod_kube::quantity::{Quantity, to_bytes, to_millicpu};
 
 use super::kube_probe;
-use super::probe::{Action, Kind};
+use super::probe::Action;
 use super::{ContainerKind, POD_IP, PodContainer, PodPlan, PodRestart};
 use crate::containers::EngineError;
 use crate::request::{
@@ -433,7 +433,6 @@ pub fn plan(meta: &PodMeta, spec: &PodSpec, default_restart: &str) -> Result<Pod
         };
         volumes.insert(v.name.clone(), source);
     }
-    let grace = spec.termination_grace_period_seconds.unwrap_or(30);
     let mut containers = Vec::new();
     let mut ports = Vec::new();
     let mut memory_sum = Some(0u64);
@@ -446,7 +445,7 @@ pub fn plan(meta: &PodMeta, spec: &PodSpec, default_restart: &str) -> Result<Pod
         } else {
             ContainerKind::Init
         };
-        containers.push(pod_container(&path, c, kind, request, grace)?);
+        containers.push(pod_container(&path, c, kind, request)?);
     }
     for (i, c) in spec.containers.iter().enumerate() {
         let path = format!("spec.containers[{i}]");
@@ -476,7 +475,7 @@ pub fn plan(meta: &PodMeta, spec: &PodSpec, default_restart: &str) -> Result<Pod
                 });
             }
         }
-        containers.push(pod_container(&path, c, ContainerKind::App, request, grace)?);
+        containers.push(pod_container(&path, c, ContainerKind::App, request)?);
     }
     let mut seen = std::collections::HashSet::new();
     for c in &containers {
@@ -521,23 +520,7 @@ fn pod_container(
     c: &Container,
     kind: ContainerKind,
     request: ContainerRequest,
-    grace: i64,
 ) -> Result<PodContainer, EngineError> {
-    if kind == ContainerKind::Init {
-        for (what, set) in [
-            ("lifecycle", c.lifecycle.is_some()),
-            ("livenessProbe", c.liveness_probe.is_some()),
-            ("readinessProbe", c.readiness_probe.is_some()),
-            ("startupProbe", c.startup_probe.is_some()),
-        ] {
-            if set {
-                return Err(bad(
-                    &format!("{path}.{what}"),
-                    "may not be set for init containers without restartPolicy: Always",
-                ));
-            }
-        }
-    }
     let lifecycle = c.lifecycle.as_ref();
     // A handler's exec command runs in the container; the other kinds are
     // network checks or a sleep.
@@ -550,7 +533,7 @@ fn pod_container(
             return Ok((None, None));
         };
         Ok(
-            match kube_probe::handler(&format!("{path}.lifecycle.{what}"), c, h, grace)? {
+            match kube_probe::handler(&format!("{path}.lifecycle.{what}"), c, h)? {
                 Action::Exec(cmd) => (Some(cmd), None),
                 a => (None, Some(a)),
             },
@@ -558,8 +541,8 @@ fn pod_container(
     };
     let (post_start, post_start_net) = hook("postStart")?;
     let (pre_stop, pre_stop_net) = hook("preStop")?;
-    let probe_of = |p: Option<&K8sProbe>, what: &str, k: Kind| {
-        p.map(|p| kube_probe::probe(&format!("{path}.{what}"), c, p, k))
+    let probe_of = |p: Option<&K8sProbe>, what: &str| {
+        p.map(|p| kube_probe::probe(&format!("{path}.{what}"), c, p))
             .transpose()
     };
     Ok(PodContainer {
@@ -570,12 +553,8 @@ fn pod_container(
         post_start,
         post_start_net,
         pre_stop_net,
-        liveness: probe_of(c.liveness_probe.as_ref(), "livenessProbe", Kind::Liveness)?,
-        readiness: probe_of(
-            c.readiness_probe.as_ref(),
-            "readinessProbe",
-            Kind::Readiness,
-        )?,
-        startup: probe_of(c.startup_probe.as_ref(), "startupProbe", Kind::Startup)?,
+        liveness: probe_of(c.liveness_probe.as_ref(), "livenessProbe")?,
+        readiness: probe_of(c.readiness_probe.as_ref(), "readinessProbe")?,
+        startup: probe_of(c.startup_probe.as_ref(), "startupProbe")?,
     })
 }
