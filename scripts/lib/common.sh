@@ -19,11 +19,13 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # peer) serve the image tests in crates/image/tests and crates/cli/tests/peapod_images.rs;
 # containernetworking-plugins (bridge, host-local, loopback, portmap, firewall) and
 # iptables are peapod's container and pod networking; openssl makes the TLS registry
-# test's certificates; curl probes published ports.
+# test's certificates (and the HTTPS probe test's); curl probes published ports;
+# python3-grpcio is the real gRPC server that tests/peapod_probes.rs's grpc probe
+# checks (run with Debian's /usr/bin/python3).
 # shellcheck disable=SC2034 # used by the scripts that source this file
 PEA_PACKAGES=(busybox-static runc crun hyperfine iproute2 util-linux libc-bin procps python3 libseccomp-dev uidmap passwd
     containerd podman conmon catatonit containernetworking-plugins
-    docker-registry skopeo apache2-utils umoci iptables openssl curl)
+    docker-registry skopeo apache2-utils umoci iptables openssl curl python3-grpcio)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use peapod_kube::k8s_openapi::api::core::v1::{
-    Container, EnvVar, HTTPGetAction, LifecycleHandler, PodSecurityContext, PodSpec,
-    Probe as K8sProbe, ResourceRequirements, SecurityContext,
+    Container, EnvVar, PodSecurityContext, PodSpec, Probe as K8sProbe, ResourceRequirements,
+    SecurityContext,
 };
 use peapod_kube::k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
-use peapod_kube::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use peapod_kube::quantity::{Quantity, to_bytes, to_millicpu};
 
-use super::probe::{Action, HttpGet, Probe};
+use super::kube_probe;
+use super::probe::Action;
 use super::{ContainerKind, POD_IP, PodContainer, PodPlan, PodRestart};
 use crate::containers::EngineError;
 use crate::request::{
@@ -522,110 +522,39 @@ fn pod_container(
     request: ContainerRequest,
 ) -> Result<PodContainer, EngineError> {
     let lifecycle = c.lifecycle.as_ref();
-    let exec = |h: Option<&LifecycleHandler>| {
-        h.and_then(|h| h.exec.as_ref())
-            .and_then(|e| e.command.clone())
-    };
-    let net = |h: Option<&LifecycleHandler>, what: &str| -> Result<Option<Action>, EngineError> {
-        let Some(h) = h.filter(|h| h.exec.is_none()) else {
-            return Ok(None);
+    // A handler's exec command runs in the container; the other kinds are
+    // network checks or a sleep.
+    let hook = |what: &str| -> Result<(Option<Vec<String>>, Option<Action>), EngineError> {
+        let h = lifecycle.and_then(|l| match what {
+            "postStart" => l.post_start.as_ref(),
+            _ => l.pre_stop.as_ref(),
+        });
+        let Some(h) = h else {
+            return Ok((None, None));
         };
-        let at = format!("{path}.lifecycle.{what}");
-        if let Some(g) = &h.http_get {
-            return Ok(Some(http_get(&format!("{at}.httpGet"), c, g)?));
-        }
-        if let Some(t) = &h.tcp_socket {
-            return Ok(Some(Action::TcpSocket {
-                host: t.host.clone(),
-                port: port_of(&format!("{at}.tcpSocket.port"), c, &t.port)?,
-            }));
-        }
-        Ok(None)
+        Ok(
+            match kube_probe::handler(&format!("{path}.lifecycle.{what}"), c, h)? {
+                Action::Exec(cmd) => (Some(cmd), None),
+                a => (None, Some(a)),
+            },
+        )
     };
-    let pre_stop = lifecycle.and_then(|l| l.pre_stop.as_ref());
-    let post_start = lifecycle.and_then(|l| l.post_start.as_ref());
+    let (post_start, post_start_net) = hook("postStart")?;
+    let (pre_stop, pre_stop_net) = hook("preStop")?;
     let probe_of = |p: Option<&K8sProbe>, what: &str| {
-        p.map(|p| probe(&format!("{path}.{what}"), c, p))
+        p.map(|p| kube_probe::probe(&format!("{path}.{what}"), c, p))
             .transpose()
     };
     Ok(PodContainer {
         name: c.name.clone(),
         kind,
         request,
-        pre_stop: exec(pre_stop),
-        post_start: exec(post_start),
-        post_start_net: net(post_start, "postStart")?,
-        pre_stop_net: net(pre_stop, "preStop")?,
+        pre_stop,
+        post_start,
+        post_start_net,
+        pre_stop_net,
         liveness: probe_of(c.liveness_probe.as_ref(), "livenessProbe")?,
         readiness: probe_of(c.readiness_probe.as_ref(), "readinessProbe")?,
         startup: probe_of(c.startup_probe.as_ref(), "startupProbe")?,
-    })
-}
-
-/// A probe's or handler's port: a number, or the name of one of the
-/// container's ports.
-fn port_of(path: &str, c: &Container, port: &IntOrString) -> Result<u16, EngineError> {
-    let n = match port {
-        IntOrString::Int(n) => *n,
-        IntOrString::String(name) => match name.parse::<i32>() {
-            Ok(n) => n,
-            Err(_) => c
-                .ports
-                .iter()
-                .flatten()
-                .find(|p| p.name.as_deref() == Some(name.as_str()))
-                .map(|p| p.container_port)
-                .ok_or_else(|| bad(path, format!("no container port named {name:?}")))?,
-        },
-    };
-    u16::try_from(n)
-        .ok()
-        .filter(|&p| p > 0)
-        .ok_or_else(|| bad(path, format!("{n} is not a port (1-65535)")))
-}
-
-fn http_get(path: &str, c: &Container, g: &HTTPGetAction) -> Result<Action, EngineError> {
-    Ok(Action::HttpGet(HttpGet {
-        host: g.host.clone().filter(|h| !h.is_empty()),
-        port: port_of(&format!("{path}.port"), c, &g.port)?,
-        path: g.path.clone().unwrap_or_else(|| "/".into()),
-        headers: g
-            .http_headers
-            .iter()
-            .flatten()
-            .map(|h| (h.name.clone(), h.value.clone()))
-            .collect(),
-        scheme: g.scheme.clone().unwrap_or_else(|| "HTTP".into()),
-    }))
-}
-
-/// A probe with kubelet's defaults.
-fn probe(path: &str, c: &Container, p: &K8sProbe) -> Result<Probe, EngineError> {
-    let action = if let Some(cmd) = p.exec.as_ref().and_then(|e| e.command.clone()) {
-        Action::Exec(cmd)
-    } else if let Some(g) = &p.http_get {
-        http_get(&format!("{path}.httpGet"), c, g)?
-    } else if let Some(t) = &p.tcp_socket {
-        Action::TcpSocket {
-            host: t.host.clone().filter(|h| !h.is_empty()),
-            port: port_of(&format!("{path}.tcpSocket.port"), c, &t.port)?,
-        }
-    } else {
-        return Err(bad(
-            path,
-            "needs exec, httpGet or tcpSocket (grpc is not supported)",
-        ));
-    };
-    let n = |v: Option<i32>, default: u32, min: u32| {
-        v.map(|v| u32::try_from(v).unwrap_or(0).max(min))
-            .unwrap_or(default)
-    };
-    Ok(Probe {
-        action,
-        initial_delay: n(p.initial_delay_seconds, 0, 0),
-        period: n(p.period_seconds, 10, 1),
-        timeout: n(p.timeout_seconds, 1, 1),
-        success_threshold: n(p.success_threshold, 1, 1),
-        failure_threshold: n(p.failure_threshold, 3, 1),
     })
 }

@@ -15,6 +15,7 @@ pub mod job;
 mod job_failure_policy;
 pub mod job_index;
 pub mod kube;
+mod kube_probe;
 mod launch;
 pub mod object_store;
 pub mod probe;

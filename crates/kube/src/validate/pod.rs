@@ -3,7 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, LifecycleHandler, PodSpec, Probe, ResourceRequirements,
+    Container, EnvVar, ExecAction, HTTPGetAction, LifecycleHandler, PodSpec, Probe,
+    ResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -50,6 +51,7 @@ pub(crate) fn pod_spec(spec: &PodSpec, path: &str, rule: RestartRule, errors: &m
         );
     }
     let volumes = volumes(spec, path, errors);
+    let grace = spec.termination_grace_period_seconds.unwrap_or(30);
     if spec.containers.is_empty() {
         errors.push(
             format!("{path}.containers"),
@@ -71,7 +73,24 @@ pub(crate) fn pod_spec(spec: &PodSpec, path: &str, rule: RestartRule, errors: &m
                     format!("duplicate container name {:?}", c.name),
                 );
             }
-            container(c, &at, &volumes, errors);
+            // Only a sidecar (restartPolicy: Always) of the init
+            // containers may have probes or lifecycle handlers.
+            if list == "initContainers" && c.restart_policy.as_deref() != Some("Always") {
+                for (field, set) in [
+                    ("lifecycle", c.lifecycle.is_some()),
+                    ("livenessProbe", c.liveness_probe.is_some()),
+                    ("readinessProbe", c.readiness_probe.is_some()),
+                    ("startupProbe", c.startup_probe.is_some()),
+                ] {
+                    if set {
+                        errors.push(
+                            format!("{at}.{field}"),
+                            "may not be set for init containers without restartPolicy: Always",
+                        );
+                    }
+                }
+            }
+            container(c, &at, &volumes, grace, errors);
         }
     }
     if let Some(resources) = &spec.resources {
@@ -132,7 +151,14 @@ fn volumes<'s>(spec: &'s PodSpec, path: &str, errors: &mut FieldErrors) -> BTree
     names
 }
 
-fn container(c: &Container, at: &str, volumes: &BTreeSet<&str>, errors: &mut FieldErrors) {
+/// Checks container `c` of a pod whose grace period is `grace` seconds.
+fn container(
+    c: &Container,
+    at: &str,
+    volumes: &BTreeSet<&str>,
+    grace: i64,
+    errors: &mut FieldErrors,
+) {
     if c.name.is_empty() {
         errors.push(format!("{at}.name"), "required");
     } else if !is_dns1123_label(&c.name) {
@@ -174,7 +200,9 @@ fn container(c: &Container, at: &str, volumes: &BTreeSet<&str>, errors: &mut Fie
         ("startupProbe", &c.startup_probe),
     ] {
         if let Some(p) = probe_value {
-            probe(p, &format!("{at}.{field}"), &port_names, errors);
+            // Liveness and startup probes pass on one success.
+            let once = field != "readinessProbe";
+            probe(p, &format!("{at}.{field}"), &port_names, once, errors);
         }
     }
     if let Some(lifecycle) = &c.lifecycle {
@@ -183,7 +211,8 @@ fn container(c: &Container, at: &str, volumes: &BTreeSet<&str>, errors: &mut Fie
             ("preStop", &lifecycle.pre_stop),
         ] {
             if let Some(h) = hook {
-                handler(h, &format!("{at}.lifecycle.{field}"), &port_names, errors);
+                let at = format!("{at}.lifecycle.{field}");
+                handler(h, &at, &port_names, grace, errors);
             }
         }
     }
@@ -252,7 +281,7 @@ fn target_port(
     }
 }
 
-fn probe(p: &Probe, at: &str, port_names: &BTreeSet<&str>, errors: &mut FieldErrors) {
+fn probe(p: &Probe, at: &str, port_names: &BTreeSet<&str>, once: bool, errors: &mut FieldErrors) {
     let handlers: Vec<&str> = [
         ("exec", p.exec.is_some()),
         ("httpGet", p.http_get.is_some()),
@@ -263,8 +292,11 @@ fn probe(p: &Probe, at: &str, port_names: &BTreeSet<&str>, errors: &mut FieldErr
     .filter_map(|(name, set)| set.then_some(name))
     .collect();
     one_handler(&handlers, "exec, httpGet, tcpSocket or grpc", at, errors);
+    if let Some(exec) = &p.exec {
+        exec_command(exec, at, errors);
+    }
     if let Some(get) = &p.http_get {
-        target_port(&get.port, &format!("{at}.httpGet.port"), port_names, errors);
+        http_get(get, &format!("{at}.httpGet"), port_names, errors);
     }
     if let Some(tcp) = &p.tcp_socket {
         target_port(
@@ -276,6 +308,12 @@ fn probe(p: &Probe, at: &str, port_names: &BTreeSet<&str>, errors: &mut FieldErr
     }
     if let Some(grpc) = &p.grpc {
         port_number(grpc.port, &format!("{at}.grpc.port"), errors);
+    }
+    if once && p.success_threshold.is_some_and(|n| n > 1) {
+        errors.push(
+            format!("{at}.successThreshold"),
+            "must be 1 for liveness and startup probes",
+        );
     }
     for (field, value) in [
         (
@@ -302,7 +340,14 @@ fn probe(p: &Probe, at: &str, port_names: &BTreeSet<&str>, errors: &mut FieldErr
     }
 }
 
-fn handler(h: &LifecycleHandler, at: &str, port_names: &BTreeSet<&str>, errors: &mut FieldErrors) {
+/// A postStart or preStop handler; a sleep lasts at most `grace` seconds.
+fn handler(
+    h: &LifecycleHandler,
+    at: &str,
+    port_names: &BTreeSet<&str>,
+    grace: i64,
+    errors: &mut FieldErrors,
+) {
     let handlers: Vec<&str> = [
         ("exec", h.exec.is_some()),
         ("httpGet", h.http_get.is_some()),
@@ -313,8 +358,11 @@ fn handler(h: &LifecycleHandler, at: &str, port_names: &BTreeSet<&str>, errors: 
     .filter_map(|(name, set)| set.then_some(name))
     .collect();
     one_handler(&handlers, "exec, httpGet, tcpSocket or sleep", at, errors);
+    if let Some(exec) = &h.exec {
+        exec_command(exec, at, errors);
+    }
     if let Some(get) = &h.http_get {
-        target_port(&get.port, &format!("{at}.httpGet.port"), port_names, errors);
+        http_get(get, &format!("{at}.httpGet"), port_names, errors);
     }
     if let Some(tcp) = &h.tcp_socket {
         target_port(
@@ -325,9 +373,72 @@ fn handler(h: &LifecycleHandler, at: &str, port_names: &BTreeSet<&str>, errors: 
         );
     }
     if let Some(sleep) = &h.sleep
-        && sleep.seconds < 0
+        && !(0..=grace).contains(&sleep.seconds)
     {
-        errors.push(format!("{at}.sleep.seconds"), "must not be negative");
+        errors.push(
+            format!("{at}.sleep.seconds"),
+            format!(
+                "{} must be non-negative and at most terminationGracePeriodSeconds ({grace})",
+                sleep.seconds
+            ),
+        );
+    }
+}
+
+fn exec_command(exec: &ExecAction, at: &str, errors: &mut FieldErrors) {
+    if exec.command.as_ref().is_none_or(|c| c.is_empty()) {
+        errors.push(format!("{at}.exec.command"), "required");
+    }
+}
+
+/// An httpGet: its port, scheme, host, path and headers (nothing that
+/// would change the request line or add header lines).
+fn http_get(get: &HTTPGetAction, at: &str, port_names: &BTreeSet<&str>, errors: &mut FieldErrors) {
+    target_port(&get.port, &format!("{at}.port"), port_names, errors);
+    if let Some(scheme) = get.scheme.as_deref()
+        && !matches!(scheme, "HTTP" | "HTTPS")
+    {
+        errors.push(
+            format!("{at}.scheme"),
+            format!("unsupported value {scheme:?} (HTTP or HTTPS)"),
+        );
+    }
+    if let Some(host) = get.host.as_deref()
+        && host
+            .bytes()
+            .any(|b| b.is_ascii_control() || b" /?#@\\".contains(&b))
+    {
+        errors.push(
+            format!("{at}.host"),
+            format!("{host:?} is not a host name or address"),
+        );
+    }
+    if let Some(path) = get.path.as_deref()
+        && path.bytes().any(|b| b.is_ascii_control() || b == b' ')
+    {
+        errors.push(
+            format!("{at}.path"),
+            format!("{path:?} holds spaces or control characters: percent-encode them"),
+        );
+    }
+    for (i, header) in get.http_headers.iter().flatten().enumerate() {
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if header.name.is_empty() || !header.name.bytes().all(token) {
+            errors.push(
+                format!("{at}.httpHeaders[{i}].name"),
+                format!("{:?} is not an HTTP header name", header.name),
+            );
+        }
+        if header
+            .value
+            .bytes()
+            .any(|b| b.is_ascii_control() && b != b'\t')
+        {
+            errors.push(
+                format!("{at}.httpHeaders[{i}].value"),
+                "may not hold control characters (such as a line break)",
+            );
+        }
     }
 }
 

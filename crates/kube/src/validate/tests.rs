@@ -162,6 +162,41 @@ fn probes_need_exactly_one_handler() {
 }
 
 #[test]
+fn probe_and_handler_values_are_checked_as_the_api_server_does() {
+    let text = pod(concat!(
+        "  terminationGracePeriodSeconds: 5\n",
+        "  initContainers:\n",
+        "  - name: setup\n    image: i\n    readinessProbe: {exec: {command: ['true']}}\n",
+        "  - name: side\n    image: i\n    restartPolicy: Always\n",
+        "    readinessProbe: {exec: {command: ['true']}}\n",
+        "  containers:\n  - name: c\n    image: i\n",
+        "    livenessProbe:\n      successThreshold: 2\n",
+        "      httpGet:\n        port: 80\n        scheme: FTP\n        host: 'a/b'\n",
+        "        path: 'a b'\n",
+        "        httpHeaders: [{name: 'X Y', value: ok}, {name: X, value: \"a\\r\\nB: c\"}]\n",
+        "    readinessProbe: {successThreshold: 2, grpc: {port: 8080}}\n",
+        "    startupProbe: {exec: {command: []}}\n",
+        "    lifecycle:\n",
+        "      preStop: {sleep: {seconds: 6}}\n",
+        "      postStart: {sleep: {seconds: 5}}\n",
+    ));
+    assert_eq!(
+        refused(&text),
+        [
+            "spec.initContainers[0].readinessProbe",
+            "spec.containers[0].livenessProbe.httpGet.scheme",
+            "spec.containers[0].livenessProbe.httpGet.host",
+            "spec.containers[0].livenessProbe.httpGet.path",
+            "spec.containers[0].livenessProbe.httpGet.httpHeaders[0].name",
+            "spec.containers[0].livenessProbe.httpGet.httpHeaders[1].value",
+            "spec.containers[0].livenessProbe.successThreshold",
+            "spec.containers[0].startupProbe.exec.command",
+            "spec.containers[0].lifecycle.preStop.sleep.seconds",
+        ]
+    );
+}
+
+#[test]
 fn negative_grace_period_and_replicas() {
     assert_eq!(
         refused(&pod(&format!("  terminationGracePeriodSeconds: -1\n{C}"))),
