@@ -351,10 +351,29 @@ spec:
     let status = std::fs::read_to_string(format!("/proc/{}/status", pid("one"))).expect("status");
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).expect("Uid");
     assert!(uid_line.contains(&one[1].to_string()), "{uid_line}");
-    // Each container has a user namespace of its own (the infra process
-    // stays in the host's), the pod's network is shared.
-    assert_ne!(ns_inode(pid("one"), "user"), ns_inode(pid("two"), "user"));
+    // The pod has one user namespace, made by its infra process, which
+    // runs as the pod's root; its IPC namespace belongs to it; the pod's
+    // network is shared.
+    let infra = inspect(&pp, name)["infraPid"]
+        .as_i64()
+        .expect("an infra process");
+    for c in ["one", "two"] {
+        assert_eq!(ns_inode(pid(c), "user"), ns_inode(infra, "user"), "{c}");
+        assert_eq!(ns_inode(pid(c), "ipc"), ns_inode(infra, "ipc"), "{c}");
+    }
+    let host = i64::from(std::process::id());
+    assert_ne!(ns_inode(infra, "user"), ns_inode(host, "user"));
+    assert_eq!(map(infra), one, "the infra process has the pod's mapping");
+    let status = std::fs::read_to_string(format!("/proc/{infra}/status")).expect("status");
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).expect("Uid");
+    assert!(uid_line.contains(&one[1].to_string()), "infra {uid_line}");
     assert_eq!(ns_inode(pid("one"), "net"), ns_inode(pid("two"), "net"));
+    // Inside, the pod's processes are root; nothing of the host's ids.
+    let id = pp.ok(&["exec", name, "-c", "two", "--", "cat", "/proc/self/uid_map"]);
+    assert_eq!(
+        id.split_whitespace().collect::<Vec<_>>(),
+        ["0", &one[1].to_string(), "65536"]
+    );
     // The range is held for the pod, and freed with it.
     let claim = pp.root.join("userns").join(one[1].to_string());
     assert!(claim.exists(), "{}", claim.display());

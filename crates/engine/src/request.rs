@@ -82,6 +82,10 @@ pub struct ContainerRequest {
     /// overrides `userns`.
     #[serde(default)]
     pub userns_mapping: Option<crate::userns::IdMapping>,
+    /// Join this user namespace (a pod's, made with `userns_mapping`)
+    /// instead of making one.
+    #[serde(default)]
+    pub userns_path: Option<PathBuf>,
 }
 
 /// How a request's DNS settings combine with the host's resolv.conf.

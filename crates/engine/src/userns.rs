@@ -59,6 +59,19 @@ impl IdMapping {
     pub fn host_gid(&self, id: u32) -> Option<u32> {
         map(&self.gids, id)
     }
+
+    /// Gives the new user namespace of process `pid` these mappings (as
+    /// root, from the parent user namespace).
+    pub fn write_for(&self, pid: i32) -> std::io::Result<()> {
+        let text = |ranges: &[IdRange]| {
+            ranges
+                .iter()
+                .map(|r| format!("{} {} {}\n", r.container_id, r.host_id, r.size))
+                .collect::<String>()
+        };
+        fs::write(format!("/proc/{pid}/uid_map"), text(&self.uids))?;
+        fs::write(format!("/proc/{pid}/gid_map"), text(&self.gids))
+    }
 }
 
 fn map(ranges: &[IdRange], id: u32) -> Option<u32> {

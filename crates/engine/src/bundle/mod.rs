@@ -89,6 +89,9 @@ pub struct BundleContext<'a> {
     pub volumes: &'a VolumeStore,
     /// Already allocated by the caller ([`crate::userns`]).
     pub userns: Option<IdMapping>,
+    /// The user namespace (made with `userns`) to join instead of making
+    /// one: a pod's.
+    pub userns_path: Option<PathBuf>,
     /// e.g. "/peapod/<id>".
     pub cgroups_path: String,
     /// A host directory (a tmpfs) to bind as /dev/shm, so that containers
@@ -237,7 +240,10 @@ pub fn write_bundle(
 
     // Linux.
     let linux = &mut spec["linux"];
-    linux["namespaces"] = namespaces::namespaces(&ctx.namespaces, ctx.userns.is_some());
+    linux["namespaces"] = namespaces::namespaces(
+        &ctx.namespaces,
+        ctx.userns.as_ref().map(|_| ctx.userns_path.as_deref()),
+    );
     if let Some(m) = &ctx.userns {
         linux["uidMappings"] = namespaces::mappings(&m.uids);
         linux["gidMappings"] = namespaces::mappings(&m.gids);

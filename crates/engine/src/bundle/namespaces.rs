@@ -1,6 +1,6 @@
 //! `linux.namespaces` from the plan, and the user namespace's id mappings.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
@@ -9,8 +9,9 @@ use crate::request::{ContainerRequest, IpcMode, NetworkMode, PidMode, UtsMode};
 use crate::userns::IdRange;
 
 /// Mount and cgroup namespaces are always new; network, IPC, PID and UTS
-/// follow the plan; a user namespace when the caller mapped ids.
-pub fn namespaces(plan: &NamespacePlan, userns: bool) -> Value {
+/// follow the plan; a user namespace when the caller mapped ids: `Some(None)`
+/// a new one, `Some(Some(path))` the one at `path`.
+pub fn namespaces(plan: &NamespacePlan, userns: Option<Option<&Path>>) -> Value {
     let mut out = vec![json!({"type": "mount"}), json!({"type": "cgroup"})];
     for (typ, choice) in [
         ("network", &plan.net),
@@ -24,8 +25,10 @@ pub fn namespaces(plan: &NamespacePlan, userns: bool) -> Value {
             NsChoice::Join(path) => out.push(json!({"type": typ, "path": path})),
         }
     }
-    if userns {
-        out.push(json!({"type": "user"}));
+    match userns {
+        Some(None) => out.push(json!({"type": "user"})),
+        Some(Some(path)) => out.push(json!({"type": "user", "path": path})),
+        None => {}
     }
     Value::Array(out)
 }

@@ -72,6 +72,7 @@ impl Fixture {
             ip: self.ip,
             volumes: &self.store,
             userns: self.userns.clone(),
+            userns_path: None,
             cgroups_path: format!("/peapod/{ID}"),
             shm: None,
         };

@@ -163,6 +163,7 @@ impl Engine {
                 ip: attachment.as_ref().and_then(|a| a.ip),
                 volumes: &self.volumes,
                 userns: userns.clone(),
+                userns_path: req.userns_path.clone().filter(|_| userns.is_some()),
                 cgroups_path: format!(
                     "{}/{id}",
                     req.cgroup_parent

@@ -1,6 +1,9 @@
 //! The infra ("pause") process of a pod: it holds the pod's network (joined
 //! from the pod's namespace file), IPC and UTS namespaces, and with a
-//! shared PID namespace it is PID 1 there and reaps zombies. It needs no
+//! shared PID namespace it is PID 1 there and reaps zombies. A pod with
+//! its own ids (`hostUsers: false`) has its user namespace made here too:
+//! the infra process's other namespaces belong to it, and it runs as the
+//! pod's root, not the host's. It needs no
 //! image: it is a fork of the pod's supervisor, which has one thread, and
 //! it only makes system calls. SIGINT or SIGTERM end it cleanly.
 
@@ -10,7 +13,9 @@ use std::path::Path;
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, waitpid};
-use nix::unistd::{ForkResult, Pid, fork};
+use nix::unistd::{ForkResult, Gid, Pid, Uid, fork, setresgid, setresuid};
+
+use crate::userns::IdMapping;
 
 /// How the infra process is made.
 pub struct InfraSpec<'a> {
@@ -19,6 +24,8 @@ pub struct InfraSpec<'a> {
     pub new_ipc: bool,
     pub share_pid: bool,
     pub hostname: &'a str,
+    /// A user namespace of the pod's own, with these ids.
+    pub userns: Option<&'a IdMapping>,
 }
 
 /// Starts the infra process; returns its pid (a child of the caller, or,
@@ -31,6 +38,10 @@ pub fn start(spec: &InfraSpec) -> Result<i32, nix::Error> {
         None => None,
     };
     let (read, write) = nix::unistd::pipe()?;
+    // The child asks for its id maps on one pipe and learns they are
+    // written on the other.
+    let (ask_r, ask_w) = nix::unistd::pipe()?;
+    let (done_r, done_w) = nix::unistd::pipe()?;
     let mut flags = CloneFlags::CLONE_NEWUTS;
     if spec.new_ipc {
         flags |= CloneFlags::CLONE_NEWIPC;
@@ -43,11 +54,24 @@ pub fn start(spec: &InfraSpec) -> Result<i32, nix::Error> {
     // only makes system calls before it pauses or exits.
     match unsafe { fork() }? {
         ForkResult::Child => {
-            drop(read);
+            drop((read, ask_r, done_w));
             let ok = (|| -> Result<(), nix::Error> {
                 if let Some(fd) = &netns {
                     setns(fd, CloneFlags::CLONE_NEWNET)?;
                 }
+                if spec.userns.is_some() {
+                    unshare(CloneFlags::CLONE_NEWUSER)?;
+                    nix::unistd::write(&ask_w, b"m")?;
+                    let mut b = [0u8; 1];
+                    if nix::unistd::read(&done_r, &mut b)? != 1 {
+                        return Err(nix::Error::EPERM);
+                    }
+                    let root = Gid::from_raw(0);
+                    setresgid(root, root, root)?;
+                    let root = Uid::from_raw(0);
+                    setresuid(root, root, root)?;
+                }
+                drop((ask_w, done_r));
                 unshare(flags)?;
                 nix::unistd::sethostname(&hostname)?;
                 Ok(())
@@ -70,8 +94,22 @@ pub fn start(spec: &InfraSpec) -> Result<i32, nix::Error> {
             pause(Some(write))
         }
         ForkResult::Parent { child } => {
-            drop(write);
+            drop((write, ask_w, done_r));
             drop(netns);
+            if let Some(ids) = spec.userns {
+                let mut b = [0u8; 1];
+                let asked = nix::unistd::read(&ask_r, &mut b).unwrap_or(0) == 1;
+                let written = asked && ids.write_for(child.as_raw()).is_ok();
+                if written {
+                    let _ = nix::unistd::write(&done_w, b"d");
+                }
+                drop(done_w);
+                if !written {
+                    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                    let _ = waitpid(child, Some(WaitPidFlag::__WALL));
+                    return Err(nix::Error::EPERM);
+                }
+            }
             let mut buf = [0u8; 4];
             let n = nix::unistd::read(&read, &mut buf).unwrap_or(0);
             if spec.share_pid {

@@ -207,7 +207,15 @@ impl Pod<'_> {
             r.ip = ip;
         })?;
         cgroup::create(&plan, &rec.uid).map_err(pea_runtime::ContainerError::from)?;
+        // hostUsers: false: one private id range for the whole pod, in one
+        // user namespace the infra process makes and the containers join.
+        let userns = if plan.private_users {
+            Some(self.engine.userns.allocate(&self.id)?)
+        } else {
+            None
+        };
         let infra_pid = infra::start(&InfraSpec {
+            userns: userns.as_ref(),
             netns: netns.as_deref(),
             new_ipc: !plan.host_ipc,
             share_pid: plan.share_pid && !plan.host_pid,
@@ -227,15 +235,10 @@ impl Pod<'_> {
         let ns = |kind: &str| PathBuf::from(format!("/proc/{infra_pid}/ns/{kind}"));
         let cgroup_parent = cgroup::path(&plan, &rec.uid);
         let ip_text = ip.map(|i| i.to_string()).unwrap_or_default();
-        // hostUsers: false: one private id range for the whole pod.
-        let userns = if plan.private_users {
-            Some(self.engine.userns.allocate(&self.id)?)
-        } else {
-            None
-        };
         for (i, c) in plan.containers.iter().enumerate() {
             let mut req = c.request.clone();
             req.userns_mapping = userns.clone();
+            req.userns_path = userns.as_ref().map(|_| ns("user"));
             req.name = Some(container_name(&rec, &c.name));
             req.network = match &netns {
                 Some(p) => NetworkMode::Namespace(p.clone()),

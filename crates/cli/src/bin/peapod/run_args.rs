@@ -271,6 +271,7 @@ impl CreateFlags {
                 })
                 .collect::<Result<_>>()?,
             userns_mapping: None,
+            userns_path: None,
         })
     }
 
