@@ -8,8 +8,6 @@
 mod peapod_common;
 
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use peapod_common::{Peapod, free_port, secs_between, usable, wait_for};
@@ -372,34 +370,11 @@ spec:
         "the pod never ran:\n{}",
         describe(&pp, name)
     );
-    // Delete runs the preStop sleep, then the stop signal; keep the last
-    // record read while it runs (it is removed at the end).
-    let id = record(&pp, name).expect("the pod's record")["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    let path = pp.root.join("pods").join(&id).join("pod.json");
-    let done = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let done = done.clone();
-        std::thread::spawn(move || {
-            let mut last = None;
-            while !done.load(Ordering::Relaxed) {
-                if let Some(v) = std::fs::read(&path)
-                    .ok()
-                    .and_then(|d| serde_json::from_slice::<Value>(&d).ok())
-                {
-                    last = Some(v);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            last
-        })
-    };
-    let deleted = pp.output(&["delete", "pod", name]);
-    done.store(true, Ordering::Relaxed);
-    let rec = watcher.join().expect("watcher").expect("a record read");
-    assert!(deleted.status.success(), "{deleted:?}");
+    // `pod stop` runs the preStop sleep, then the stop signal, and keeps
+    // the pod's record to read.
+    let stopped = pp.output(&["pod", "stop", name]);
+    assert!(stopped.status.success(), "{stopped:?}");
+    let rec = record(&pp, name).expect("the pod's record");
     let killing = rec["events"]
         .as_array()
         .into_iter()

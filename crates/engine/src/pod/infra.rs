@@ -15,6 +15,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::{ForkResult, Gid, Pid, Uid, fork, setresgid, setresuid};
 
+use super::memory;
 use crate::userns::IdMapping;
 
 /// How the infra process is made.
@@ -55,6 +56,7 @@ pub fn start(spec: &InfraSpec) -> Result<i32, nix::Error> {
     match unsafe { fork() }? {
         ForkResult::Child => {
             drop((read, ask_r, done_w));
+            rename_as_pause();
             let ok = (|| -> Result<(), nix::Error> {
                 if let Some(fd) = &netns {
                     setns(fd, CloneFlags::CLONE_NEWNET)?;
@@ -125,12 +127,14 @@ pub fn start(spec: &InfraSpec) -> Result<i32, nix::Error> {
     }
 }
 
-/// The name the infra process runs under (its argv[0]); a program that
-/// starts with this name runs [`pause_main`].
+/// The name the infra process shows (`ps`, /proc/PID/cmdline and comm).
 pub const PAUSE_NAME: &str = "peapod-pause";
 
-/// Tells the supervisor our pid, then becomes a fresh `peapod-pause`
-/// process image (small, and named so in `ps`).
+/// Tells the supervisor our pid, then pauses. It stays a fork of the
+/// supervisor (no new program image: an exec'd one would relocate its own
+/// copy of the libraries' tables), sharing its pages; the heap and the
+/// stack below this frame are dropped so that it keeps no private copy of
+/// the pages the supervisor writes later.
 fn pause(ready: Option<OwnedFd>) -> ! {
     if let Some(fd) = ready {
         // The host's view of our pid: /proc here is the host's, so
@@ -142,21 +146,54 @@ fn pause(ready: Option<OwnedFd>) -> ! {
         let _ = nix::unistd::write(&fd, &host_pid.to_ne_bytes());
         drop(fd);
     }
-    let exe = c"/proc/self/exe";
-    let argv = [c"peapod-pause"];
-    let _ = nix::unistd::execv(exe, &argv);
-    // No program image to switch to: pause as we are.
+    memory::release_unused_stack();
+    // SAFETY: pause_main allocates nothing: it only makes system calls on
+    // stack values.
+    unsafe { memory::discard_heap() };
     pause_main()
+}
+
+/// Shows this process as [`PAUSE_NAME`]: its command line (the memory the
+/// kernel reads /proc/PID/cmdline from, overwritten through /proc/self/mem)
+/// and its name. Must run before the process changes its ids: /proc/self/mem
+/// is then no longer its own to open.
+fn rename_as_pause() {
+    let range = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // Fields after the name (which may hold spaces) start at the 3rd;
+            // arg_start and arg_end are the 48th and 49th.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((
+                f.get(45)?.parse::<u64>().ok()?,
+                f.get(46)?.parse::<u64>().ok()?,
+            ))
+        });
+    if let Some((start, end)) = range {
+        let len = (end.saturating_sub(start)) as usize;
+        let name = PAUSE_NAME.as_bytes();
+        if len > name.len() {
+            let mut text = vec![0u8; len];
+            text[..name.len()].copy_from_slice(name);
+            if let Ok(mem) = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/proc/self/mem")
+            {
+                let _ = std::os::unix::fs::FileExt::write_all_at(&mem, &text, start);
+            }
+        }
+    }
+    // SAFETY: prctl with a pointer to a NUL-terminated name.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"peapod-pause".as_ptr()) };
 }
 
 /// The pause loop: waits for signals; reaps children; ends on SIGINT or
 /// SIGTERM. Every signal is blocked, so even as PID 1 of a namespace it
 /// gets them (by waiting) instead of having them ignored.
-pub fn pause_main() -> ! {
+fn pause_main() -> ! {
     let all = SigSet::all();
     let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None);
-    // SAFETY: prctl with a pointer to a NUL-terminated name.
-    unsafe { libc::prctl(libc::PR_SET_NAME, c"peapod-pause".as_ptr()) };
     close_others();
     loop {
         match all.wait() {

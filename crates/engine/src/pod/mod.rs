@@ -17,6 +17,7 @@ pub mod job_index;
 pub mod kube;
 mod kube_probe;
 mod launch;
+mod memory;
 pub mod object_store;
 pub mod probe;
 mod record;

@@ -18,6 +18,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 
 use super::infra::{self, InfraSpec};
+use super::memory;
 use super::probe::{self, Action, Kind, Probe};
 use super::record::{ContainerState, Phase, PodRecord};
 use super::run::{self, Run};
@@ -990,7 +991,7 @@ impl Pod<'_> {
                 .chain(self.next_probe_event())
                 .min();
             drop(rec);
-            release_free_memory();
+            memory::release_free_memory();
             let wake = self.wait(next.map(|t| t.saturating_duration_since(Instant::now())));
             match wake {
                 Wake::Stop if self.delete_requested() => {
@@ -1178,14 +1179,6 @@ impl Pod<'_> {
             });
         }
     }
-}
-
-/// Gives the heap's free pages back to the system before the supervisor
-/// idles: it lives as long as its pod, and what bring-up and record reads
-/// left free would otherwise stay resident.
-fn release_free_memory() {
-    // SAFETY: malloc_trim only walks and trims this process's own heap.
-    unsafe { libc::malloc_trim(0) };
 }
 
 /// Frees what the pod holds besides its processes (idempotent; also used by

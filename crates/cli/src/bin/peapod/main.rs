@@ -33,13 +33,6 @@ use std::process::ExitCode;
 use peapod_engine::containers::Engine;
 
 fn main() -> ExitCode {
-    // A pod's infra process: nothing to parse, nothing to print.
-    if std::env::args_os()
-        .next()
-        .is_some_and(|a| a == peapod_engine::pod::infra::PAUSE_NAME)
-    {
-        peapod_engine::pod::infra::pause_main();
-    }
     let cli: args::Cli = match edge::parse("peapod", containers::ENGINE_ERROR as u8) {
         Ok(c) => c,
         Err(code) => return code,
