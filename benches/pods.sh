@@ -7,8 +7,8 @@
 #       apply -> both containers running
 #   (b) PODS (20) such pods in one multi-document manifest: apply -> all running
 #   (c) the memory of MEM_PODS (100) idle two-container pods: the engine's own
-#       processes per pod (peapod: supervisor + one monitor per container +
-#       peapod-pause; Podman: one conmon per container and for the infra
+#       processes per pod (peapod: its supervisor, which watches the containers
+#       itself, + peapod-pause; Podman: one conmon per container and for the infra
 #       container + the infra's catatonit), VmRSS and PSS
 # Prints the medians, the per-pod memory and the ratios peapod/Podman against
 # the targets (time: <= 0.2, memory: <= 0.5).
@@ -294,9 +294,10 @@ t0=$(date +%s%N)
 check_peapod "$tmp/mem-pods.yaml" "$mem_pods"
 t1=$(date +%s%N)
 sleep "$settle"
-python3 - "$PEAPOD_ROOT/pods" <<'PY' | measure peapod
-import glob, json, sys
-for p in glob.glob(f"{sys.argv[1]}/*/pod.json"):
+python3 - "$PEAPOD_ROOT/pods" "$(readlink -f "$peapod")" <<'PY' | measure peapod
+import glob, json, os, sys
+root, exe = sys.argv[1], sys.argv[2]
+for p in glob.glob(f"{root}/*/pod.json"):
     r = json.load(open(p))
     sup, infra = r["supervisor"]["pid"], r["infra"]["pid"]
     print("supervisor", sup)
@@ -304,10 +305,15 @@ for p in glob.glob(f"{sys.argv[1]}/*/pod.json"):
     kids = []
     for t in glob.glob(f"/proc/{sup}/task/*/children"):
         kids += open(t).read().split()
-    # The supervisor's children: the infra process and one monitor per container.
+    # The supervisor's children: the infra process, the containers' own
+    # processes (not the engine's), and any other process of peapod's.
     for k in kids:
-        if int(k) != infra:
-            print("monitor", k)
+        try:
+            mine = os.readlink(f"/proc/{k}/exe") == exe
+        except OSError:
+            mine = False
+        if int(k) != infra and mine:
+            print("helper", k)
 PY
 bash "$tmp/reset-peapod.sh"
 say "podman: kube play of $mem_pods pods"
