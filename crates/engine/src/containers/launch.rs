@@ -77,6 +77,20 @@ pub fn next_event(r: &mut BufReader<File>) -> Option<serde_json::Value> {
     }
 }
 
+const TUNABLES: &str = "GLIBC_TUNABLES";
+
+/// The allocator settings of a process that lives as long as what it
+/// watches: no per-thread cache of freed blocks (glibc keeps up to seven of
+/// each size there, scattered over the heap, where they pin pages that
+/// would otherwise go back to the system when it idles).
+fn long_lived_tunables() -> String {
+    let own = "glibc.malloc.tcache_count=0";
+    match std::env::var(TUNABLES) {
+        Ok(t) if !t.is_empty() => format!("{t}:{own}"),
+        _ => own.to_string(),
+    }
+}
+
 fn failed(ev: &serde_json::Value) -> LaunchError {
     LaunchError::StartFailed {
         message: ev["message"].as_str().unwrap_or("start failed").to_string(),
@@ -108,7 +122,8 @@ impl Engine {
             .args(args);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::from(log_file));
+            .stderr(Stdio::from(log_file))
+            .env(TUNABLES, long_lived_tunables());
         let fd = write.as_raw_fd();
         // SAFETY: between fork and exec the closure only makes async-signal-
         // safe calls (setsid, dup2) on descriptors it owns.

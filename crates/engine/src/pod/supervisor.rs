@@ -116,7 +116,7 @@ pub fn run(engine: &Engine, id: &str, ready: Option<File>) -> Result<(), EngineE
         runs: HashMap::new(),
         failed_starts: Vec::new(),
         signals,
-        buf: vec![0; 16 * 1024],
+        buf: vec![0; 8 * 1024],
         timers: HashMap::new(),
         infra: None,
         stopping: false,
