@@ -91,6 +91,25 @@ json.dump(conf, open(path, "w"), indent=3)
 PY
 }
 
+# bench_rename_network DIR FROM TO [LEASES]: rename peapod network FROM (config
+# list DIR/FROM.conflist) to TO (DIR/TO.conflist), keeping everything else as
+# peapod wrote it; LEASES sets host-local's lease dir. So `peapod network create`
+# makes a private copy of the default network `peapod` (which `network rm`
+# refuses), and the copy goes back to FROM for `peapod network rm`, which
+# removes its host rules and bridge.
+bench_rename_network() {
+    python3 - "$@" <<'PY'
+import json, os, sys
+d, old, new = sys.argv[1:4]
+conf = json.load(open(f"{d}/{old}.conflist"))
+conf["name"] = new
+if len(sys.argv) > 4:
+    conf["plugins"][0]["ipam"]["dataDir"] = sys.argv[4]
+json.dump(conf, open(f"{d}/{new}.conflist", "w"), indent=2)
+os.remove(f"{d}/{old}.conflist")
+PY
+}
+
 # bench_busybox_image TMP: the busybox image in both engines: built by
 # `peapod image build-from-host` from /bin/busybox, exported as an oci-archive
 # TMP/busybox.tar and loaded into Podman. Dies unless both have the same image

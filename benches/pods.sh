@@ -49,7 +49,7 @@ podman_runtime="$(command -v "${PODMAN_RUNTIME:-runc}")" || die "${PODMAN_RUNTIM
 
 tmp="$(mktemp -d /tmp/peapod-pods-bench.XXXXXX)"
 prefix="pbench$$"
-pm_net="$prefix-pm"
+pp_net="$prefix-pp" pm_net="$prefix-pm"
 pp_bridge="pbpp$$" pm_bridge="pbpm$$"
 # Podman's CNI code creates /run/netns (a shared bind mount of itself) when
 # missing; its cgroupfs manager puts pods under /libpod_parent.
@@ -61,8 +61,9 @@ for d in /sys/fs/cgroup/*/libpod_parent /sys/fs/cgroup/libpod_parent; do
 done
 
 # peapod: root, run root and network configs of its own. Its pods join its
-# default network `peapod`, written here (before peapod would write its own, on
-# the host-wide bridge peapod0) on a private bridge, subnet and lease dir.
+# default network `peapod`, made here (before peapod would write its own, on
+# the host-wide bridge peapod0) by `peapod network create` on a private bridge
+# and subnet, renamed `peapod`, with a private lease dir.
 export PEAPOD_ROOT="$tmp/peapod/root" PEAPOD_RUN_ROOT="$tmp/peapod/run"
 export PEAPOD_CNI_CONFIG_DIR="$tmp/peapod/cni" PEAPOD_STORAGE_DRIVER=overlay
 bench_podman_setup "$tmp/podman" "$podman_runtime"
@@ -100,6 +101,12 @@ cleanup() {
     # conmon runs `podman container cleanup` when a container ends: let it finish.
     bench_end_leftovers "$tmp"
     [[ -d $pmdir/net ]] && pm network rm --force "$pm_net" >/dev/null 2>&1
+    # peapod's default network back to its created name, so that `network rm`
+    # removes its host rules (NAT, FORWARD) and its bridge.
+    if [[ -f $PEAPOD_CNI_CONFIG_DIR/peapod.conflist ]] && grep -q "\"$pp_bridge\"" "$PEAPOD_CNI_CONFIG_DIR/peapod.conflist"; then
+        bench_rename_network "$PEAPOD_CNI_CONFIG_DIR" peapod "$pp_net"
+    fi
+    [[ -f $PEAPOD_CNI_CONFIG_DIR/$pp_net.conflist ]] && "$peapod" network rm "$pp_net" >/dev/null
     for d in "$pp_bridge" "$pm_bridge"; do
         ip link show "$d" >/dev/null 2>&1 && ip link del "$d"
     done
@@ -134,25 +141,9 @@ pp_subnet="${subnets[0]}" pm_subnet="${subnets[1]}"
 bench_busybox_image "$tmp"
 
 say "bridge networks: peapod's default network peapod ($pp_bridge, $pp_subnet), podman $pm_net ($pm_bridge, $pm_subnet)"
-mkdir -p "$PEAPOD_CNI_CONFIG_DIR" "$tmp/peapod/leases"
-python3 - "$PEAPOD_CNI_CONFIG_DIR/peapod.conflist" "$pp_bridge" "$pp_subnet" "$tmp/peapod/leases" <<'PY'
-import json, sys
-path, bridge, subnet, leases = sys.argv[1:]
-# As peapod's own default network (crates/net/src/defaults.rs), with a private
-# bridge, subnet and host-local dataDir.
-conf = {
-    "cniVersion": "1.0.0",
-    "name": "peapod",
-    "plugins": [
-        {"type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": True, "hairpinMode": True,
-         "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]],
-                  "routes": [{"dst": "0.0.0.0/0"}], "dataDir": leases}},
-        {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True},
-        {"type": "firewall"},
-    ],
-}
-json.dump(conf, open(path, "w"), indent=2)
-PY
+mkdir -p "$tmp/peapod/leases"
+"$peapod" network create --subnet "$pp_subnet" --bridge "$pp_bridge" "$pp_net" >/dev/null
+bench_rename_network "$PEAPOD_CNI_CONFIG_DIR" "$pp_net" peapod "$tmp/peapod/leases"
 pm network create --subnet "$pm_subnet" "$pm_net" >/dev/null
 bench_podman_bridge "$pm_net" "$pm_bridge"
 

@@ -17,7 +17,7 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # docker-registry (a real registry on loopback), skopeo (fills it from OCI layouts),
 # apache2-utils (htpasswd, bcrypt users for registry auth) and umoci (benches/image.sh
 # peer) serve the image tests in crates/image/tests and crates/cli/tests/peapod_images.rs;
-# containernetworking-plugins (bridge, host-local, loopback, portmap, firewall) and
+# containernetworking-plugins (bridge, host-local, portmap) and
 # iptables are peapod's container and pod networking; openssl makes the TLS registry
 # test's certificates (and the HTTPS probe test's); curl probes published ports;
 # python3-grpcio is the real gRPC server that tests/peapod_probes.rs's grpc probe

@@ -1,14 +1,20 @@
 //! Networking of `peapod run` against real CNI plugins: published ports,
 //! two containers on the default bridge, joining another container's
-//! namespaces, a busy port, and 100 create/remove cycles that must leak
+//! namespaces, a busy port, a created network's host rules (once per network,
+//! gone with `network rm`), and 100 create/remove cycles that must leak
 //! nothing (leases, veths, netns files, mounts, cgroups, processes).
 
 mod peapod_common;
 
 use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use peapod_common::{Peapod, TIMEOUT, free_port, have_cni, usable, wait_for};
+use peapod_common::{
+    BIN, CMD_TIMEOUT, Peapod, TIMEOUT, free_port, have_cni, output_within, usable, wait_for,
+};
 
 fn http_get(port: u16) -> Option<String> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -279,4 +285,210 @@ fn ipc_container_shares_dev_shm() {
         "/dev/shm/f",
     ]);
     assert_eq!(out, "shm-data\n");
+}
+
+fn sh(cmd: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(cmd).args(args).output().unwrap();
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// A test's own network config dir, network and host interface (a veth pair
+/// on the host: this kernel may lack the dummy driver);
+/// removed on drop (declare it before the `Peapod`, so its containers go
+/// first).
+struct OwnNetwork {
+    config: tempfile::TempDir,
+    root: PathBuf,
+    run_root: PathBuf,
+    name: String,
+    bridge: String,
+    subnet: String,
+    host_if: String,
+}
+
+impl OwnNetwork {
+    fn new(p: &Peapod) -> OwnNetwork {
+        let pid = std::process::id();
+        let (_, routes) = sh("ip", &["-4", "route", "show", "table", "all"]);
+        let y = (0..250)
+            .map(|i| 1 + (pid + i) % 250)
+            .find(|y| !routes.contains(&format!("10.247.{y}.")))
+            .expect("a free 10.247.Y.0/24");
+        OwnNetwork {
+            config: tempfile::tempdir().unwrap(),
+            root: p.root.clone(),
+            run_root: p.run_root.clone(),
+            name: format!("it-net-{pid}"),
+            bridge: format!("pdc{}", pid % 1_000_000),
+            subnet: format!("10.247.{y}.0/24"),
+            host_if: format!("pdd{}", pid % 1_000_000),
+        }
+    }
+
+    /// `peapod ARGS` with the test's roots and this config dir.
+    fn run(&self, args: &[&str]) -> Output {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env("PEAPOD_ROOT", &self.root)
+            .env("PEAPOD_RUN_ROOT", &self.run_root)
+            .env("PEAPOD_CNI_CONFIG_DIR", self.config.path())
+            .env_remove("PEAPOD_STORAGE_DRIVER");
+        output_within(c, None, CMD_TIMEOUT)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "peapod {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for OwnNetwork {
+    fn drop(&mut self) {
+        if self
+            .config
+            .path()
+            .join(format!("{}.conflist", self.name))
+            .exists()
+        {
+            let out = self.run(&["network", "rm", &self.name]);
+            if !out.status.success() {
+                eprintln!("network rm {}: {out:?}", self.name);
+            }
+        }
+        // Deleting one end of a veth pair deletes both.
+        for dev in [&self.bridge, &self.host_if] {
+            if Path::new("/sys/class/net").join(dev).exists() {
+                let _ = sh("ip", &["link", "delete", dev]);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_networks_host_rules_exist_once_and_network_rm_removes_them() {
+    if !usable() || !have_cni() {
+        return;
+    }
+    let p = Peapod::new("hostrules");
+    let net = OwnNetwork::new(&p);
+    let p = p; // dropped before `net`: containers go first
+    let (name, bridge, subnet) = (&net.name, &net.bridge, &net.subnet);
+    net.ok(&[
+        "network", "create", "--subnet", subnet, "--bridge", bridge, name,
+    ]);
+    let (a, b) = (p.name("a"), p.name("b"));
+    for c in [&a, &b] {
+        let id = net.ok(&[
+            "run",
+            "-d",
+            "--name",
+            c,
+            "--network",
+            name,
+            "busybox",
+            "sleep",
+            "1000",
+        ]);
+        assert_eq!(id.trim().len(), 64, "{id}");
+    }
+
+    // lo is up inside, with 127.0.0.1.
+    let lo = net.ok(&["exec", &a, "ip", "-o", "addr", "show", "lo"]);
+    assert!(lo.contains("inet 127.0.0.1/8"), "{lo}");
+    let link = net.ok(&["exec", &a, "ip", "-o", "link", "show", "lo"]);
+    assert!(link.contains(",UP"), "{link}");
+
+    // On the host: one MASQUERADE rule for the subnet (two containers), the
+    // FORWARD accept rules.
+    let chain = format!("PEAPOD-BR-{bridge}");
+    let (_, nat) = sh("iptables", &["-t", "nat", "-S"]);
+    let masq = format!("-A {chain} -s {subnet} ! -d {subnet} ");
+    assert_eq!(nat.matches(&masq).count(), 1, "{nat}");
+    assert_eq!(
+        nat.matches(&format!("-A PEAPOD-POSTROUTING -j {chain}"))
+            .count(),
+        1,
+        "{nat}"
+    );
+    let (_, filter) = sh("iptables", &["-S"]);
+    assert!(
+        filter.contains(&format!("-A PEAPOD-FORWARD -j {chain}")),
+        "{filter}"
+    );
+    assert!(
+        filter.contains(&format!("-A {chain} -i {bridge} ")),
+        "{filter}"
+    );
+    assert!(
+        filter.contains(&format!("-A {chain} -o {bridge} ")),
+        "{filter}"
+    );
+
+    // The gateway answers, and so does a host address outside the bridge (on
+    // an interface of the test's, with a listener of this test on it).
+    let gateway = format!("{}1", subnet.trim_end_matches("0/24"));
+    let ping = net.ok(&["exec", &a, "ping", "-c", "1", "-W", "3", &gateway]);
+    assert!(ping.contains("1 packets received"), "{ping}");
+    let y: u32 = subnet.split('.').nth(2).unwrap().parse().unwrap();
+    let host_ip = format!("100.127.{y}.1");
+    let peer = format!("{}p", net.host_if);
+    for args in [
+        vec![
+            "link",
+            "add",
+            net.host_if.as_str(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+        ],
+        vec!["addr", "add", &format!("{host_ip}/32"), "dev", &net.host_if],
+        vec!["link", "set", &net.host_if, "up"],
+        vec!["link", "set", &peer, "up"],
+    ] {
+        let (ok, out) = sh("ip", &args);
+        assert!(ok, "ip {args:?}: {out}");
+    }
+    let listener = TcpListener::bind((host_ip.as_str(), 0)).unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let accept = std::thread::spawn(move || {
+        let (mut s, peer) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = String::new();
+        let _ = s.read_to_string(&mut got);
+        (peer, got)
+    });
+    net.ok(&[
+        "exec",
+        &b,
+        "sh",
+        "-c",
+        &format!("echo hello-host | nc {host_ip} {port}"),
+    ]);
+    let (peer, got) = accept.join().unwrap();
+    assert_eq!(got.trim(), "hello-host");
+    assert!(
+        peer.ip()
+            .to_string()
+            .starts_with(&subnet[..subnet.len() - 4]),
+        "{peer}"
+    );
+
+    // rm keeps the network's rules; network rm removes them.
+    net.ok(&["rm", "-f", &a, &b]);
+    let (_, nat) = sh("iptables", &["-t", "nat", "-S"]);
+    assert_eq!(nat.matches(&masq).count(), 1, "{nat}");
+    net.ok(&["network", "rm", name]);
+    for table in ["nat", "filter"] {
+        let (_, all) = sh("iptables", &["-t", table, "-S"]);
+        assert!(
+            !all.contains(&chain) && !all.contains(subnet.as_str()),
+            "{table}: {all}"
+        );
+    }
+    assert!(!Path::new("/sys/class/net").join(bridge).exists());
 }

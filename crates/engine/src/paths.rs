@@ -69,6 +69,12 @@ impl Paths {
         self.run.join("netns")
     }
 
+    /// Markers of the networks whose host rules (NAT, FORWARD) are in place
+    /// since boot.
+    pub fn network_markers(&self) -> PathBuf {
+        self.run.join("networks")
+    }
+
     /// The runtime library's state directory for this engine's containers.
     pub fn runtime(&self) -> PathBuf {
         self.run.join("runtime")

@@ -414,14 +414,17 @@ fn reconcile_and_detach_clean_up_after_crashes() {
     assert_eq!(t.veths().len(), 1);
 
     // The namespace vanished under an attachment (unmounted behind our back):
-    // detach still releases the lease and the NAT rules.
+    // detach still releases the lease and the published port.
     let att = t.nets.attach(&gone, Some(&t.name), &[tcp(0, 80)]).unwrap();
+    let port = att.ports[0].host_port;
     let (_, nat) = sh("iptables", &["-t", "nat", "-S"]);
-    assert!(nat.contains(&format!("id: \\\"{gone}\\\"")), "{nat}");
+    assert!(nat.contains(&format!("--dport {port} ")), "{nat}");
     NetnsDir::new(t.paths.netns()).delete(&gone).unwrap();
     assert!(!att.netns.exists());
     t.nets.detach(&gone).unwrap();
     t.assert_gone(&gone);
+    let (_, nat) = sh("iptables", &["-t", "nat", "-S"]);
+    assert!(!nat.contains(&format!("--dport {port} ")), "{nat}");
 
     assert_eq!(t.nets.reconcile(&|_| true).unwrap(), Vec::<String>::new());
     assert_eq!(t.nets.reconcile(&|_| false).unwrap(), vec![live.clone()]);
@@ -479,7 +482,7 @@ fn missing_plugins_are_named_and_nothing_is_left() {
     assert_eq!(
         e.to_string(),
         format!(
-            "CNI plugin \"loopback\" not found in {}: install containernetworking-plugins",
+            "CNI plugin \"bridge\" not found in {}: install containernetworking-plugins",
             empty.display()
         )
     );
@@ -629,4 +632,235 @@ fn create_list_inspect_remove() {
         nets.remove("two", &[]),
         Err(NetworkError::NotFound(_))
     ));
+}
+
+/// A network namespace standing for "outside the host": a veth pair links it
+/// to the host on a /30 of 100.64.0.0/10, and it has no route to any bridge
+/// subnet, so it only answers a container whose traffic the host masquerades
+/// to its own address on the link. Removed (namespace, veths, server) on
+/// drop.
+struct Outside {
+    netns: NetnsDir,
+    name: String,
+    host_if: String,
+    /// (host side, outside side) addresses.
+    ips: (String, String),
+    server: Option<Reaped>,
+}
+
+impl Outside {
+    fn new(t: &TestNet) -> Outside {
+        let tmp = t.tmp.as_ref().unwrap().path();
+        let netns = NetnsDir::new(tmp.join("outside-netns"));
+        let name = format!("out-{}", t.tag);
+        let file = netns.create(&name).unwrap();
+        let (host_if, peer_if) = (format!("pdo{}", t.tag), format!("pdp{}", t.tag));
+        let mut out = Outside {
+            netns,
+            name,
+            host_if: host_if.clone(),
+            ips: Default::default(),
+            server: None,
+        };
+        let _guard = PICK.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, routes) = sh("ip", &["-4", "route", "show", "table", "all"]);
+        let pid = std::process::id();
+        let net = (0..250)
+            .map(|i| format!("100.{}.{}.", 64 + pid % 64, (pid / 64 + i) % 250))
+            .find(|n| !routes.contains(n.as_str()))
+            .expect("a free 100.64.0.0/10 /30");
+        out.ips = (format!("{net}1"), format!("{net}2"));
+        let net_arg = format!("--net={}", file.display());
+        let host_cidr = format!("{}/30", out.ips.0);
+        let peer_cidr = format!("{}/30", out.ips.1);
+        for (cmd, args) in [
+            (
+                "ip",
+                vec![
+                    "link", "add", &host_if, "type", "veth", "peer", "name", &peer_if,
+                ],
+            ),
+            (
+                "ip",
+                vec!["link", "set", &peer_if, "netns", file.to_str().unwrap()],
+            ),
+            ("ip", vec!["addr", "add", &host_cidr, "dev", &host_if]),
+            ("ip", vec!["link", "set", &host_if, "up"]),
+            (
+                "nsenter",
+                vec![&net_arg, "ip", "addr", "add", &peer_cidr, "dev", &peer_if],
+            ),
+            (
+                "nsenter",
+                vec![&net_arg, "ip", "link", "set", &peer_if, "up"],
+            ),
+        ] {
+            let (ok, text) = sh(cmd, &args);
+            assert!(ok, "{cmd} {args:?}: {text}");
+        }
+        let www = tmp.join("outside-www");
+        fs::create_dir_all(&www).unwrap();
+        fs::write(www.join("index.html"), "hello from outside\n").unwrap();
+        let server = Command::new("nsenter")
+            .arg(&net_arg)
+            .args(["busybox", "httpd", "-f", "-p", "8000", "-h"])
+            .arg(&www)
+            .spawn()
+            .unwrap();
+        out.server = Some(Reaped(server));
+        out
+    }
+
+    /// GET the outside server's page from network namespace `netns`.
+    fn fetch_from(&self, netns: &Path) -> (bool, String) {
+        let url = format!("http://{}:8000/index.html", self.ips.1);
+        let net = format!("--net={}", netns.display());
+        let mut last = (false, String::new());
+        // The server may still be starting.
+        for _ in 0..50 {
+            // (busybox 1.35's wget -T crashes: timeout(1) bounds it.)
+            last = sh(
+                "timeout",
+                &[
+                    "5", "nsenter", &net, "busybox", "wget", "-q", "-O", "-", &url,
+                ],
+            );
+            if last.0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        last
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        drop(self.server.take());
+        // Deleting one end of a veth pair deletes both.
+        let _ = sh("ip", &["link", "delete", &self.host_if]);
+        let _ = self.netns.delete(&self.name);
+        let _ = self.netns.unmount_root();
+    }
+}
+
+/// Packets the network's MASQUERADE rule matched so far.
+fn masquerade_packets(chain: &str) -> u64 {
+    let (ok, out) = sh("iptables", &["-t", "nat", "-L", chain, "-n", "-v", "-x"]);
+    assert!(ok, "{out}");
+    out.lines()
+        .find(|l| l.contains("MASQUERADE"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no MASQUERADE rule in {chain}: {out}"))
+}
+
+#[test]
+fn host_rules_are_per_network_and_containers_reach_outside_the_host() {
+    if !can_run() {
+        return;
+    }
+    let mut t = TestNet::new();
+    let subnet = format!("{}0/24", t.prefix);
+    let chain = format!("PEAPOD-BR-{}", t.bridge);
+    let (a, b) = (t.id("a"), t.id("b"));
+    let att_a = t.nets.attach(&a, Some(&t.name), &[]).unwrap();
+    let att_b = t.nets.attach(&b, Some(&t.name), &[tcp(0, 80)]).unwrap();
+
+    // lo is up, with 127.0.0.1, without the loopback plugin.
+    let net_a = format!("--net={}", att_a.netns.display());
+    let (_, lo) = sh("nsenter", &[&net_a, "ip", "-o", "addr", "show", "lo"]);
+    assert!(lo.contains("inet 127.0.0.1/8"), "{lo}");
+    let (_, link) = sh("nsenter", &[&net_a, "ip", "-o", "link", "show", "lo"]);
+    assert!(link.contains(",UP"), "{link}");
+
+    // One MASQUERADE rule for the subnet and the FORWARD accept rules, for
+    // two containers; nothing per container.
+    let (_, nat) = sh("iptables", &["-t", "nat", "-S"]);
+    let masq = format!("-A {chain} -s {subnet} ! -d {subnet} ");
+    assert_eq!(nat.matches(&masq).count(), 1, "{nat}");
+    assert!(
+        nat.contains(&format!("-A PEAPOD-POSTROUTING -j {chain}")),
+        "{nat}"
+    );
+    assert!(
+        nat.contains("-A POSTROUTING -j PEAPOD-POSTROUTING"),
+        "{nat}"
+    );
+    let (_, filter) = sh("iptables", &["-S"]);
+    assert!(filter.contains("-A FORWARD -j PEAPOD-FORWARD"), "{filter}");
+    assert!(
+        filter.contains(&format!("-A PEAPOD-FORWARD -j {chain}")),
+        "{filter}"
+    );
+    assert!(
+        filter.contains(&format!("-A {chain} -i {} ", t.bridge)),
+        "{filter}"
+    );
+    assert!(
+        filter.contains(&format!(
+            "-A {chain} -o {} -m comment --comment \"peapod network {}\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            t.bridge, t.name
+        )),
+        "{filter}"
+    );
+    for ip in [att_a.ip.unwrap(), att_b.ip.unwrap()] {
+        let ip = format!("{ip}/32");
+        assert!(
+            !nat.contains(&ip) && !filter.contains(&ip),
+            "a rule per container: {ip}"
+        );
+    }
+
+    // The gateway (the host's address on the bridge) and the other container.
+    let gateway = att_a.gateway.unwrap();
+    let (ok, out) = ping(&att_a.netns, gateway);
+    assert!(ok, "ping gateway {gateway}: {out}");
+    let (ok, out) = ping(&att_a.netns, att_b.ip.unwrap());
+    assert!(ok, "ping b: {out}");
+
+    // Outside the host: only masqueraded traffic gets an answer.
+    let outside = Outside::new(&t);
+    let before = masquerade_packets(&chain);
+    for att in [&att_a, &att_b] {
+        let (ok, body) = outside.fetch_from(&att.netns);
+        assert!(ok && body.contains("hello from outside"), "{body}");
+    }
+    assert!(
+        masquerade_packets(&chain) > before,
+        "not masqueraded by {chain}"
+    );
+
+    // The marker spares later attaches any iptables call: rules removed
+    // behind the engine's back stay removed until the marker goes.
+    let marker = t.paths.network_markers().join(format!("{}.rules", t.name));
+    assert!(marker.exists(), "no marker {}", marker.display());
+    let rules = peapod_net::HostRules::new(&t.name, &t.bridge, &subnet).unwrap();
+    assert!(rules.in_place().unwrap());
+    rules.remove().unwrap();
+    let c = t.id("c");
+    t.nets.attach(&c, Some(&t.name), &[]).unwrap();
+    assert!(!rules.in_place().unwrap(), "re-ensured despite the marker");
+    fs::remove_file(&marker).unwrap();
+    let d = t.id("d");
+    t.nets.attach(&d, Some(&t.name), &[]).unwrap();
+    assert!(rules.in_place().unwrap(), "not ensured without the marker");
+    assert!(marker.exists());
+
+    // Detaching keeps the network's rules; removing the network drops them.
+    for id in [&a, &b, &c, &d] {
+        t.nets.detach(id).unwrap();
+        t.assert_gone(id);
+    }
+    assert!(rules.in_place().unwrap());
+    drop(outside);
+    t.nets.remove(&t.name, &[]).unwrap();
+    assert!(!marker.exists());
+    for table in ["nat", "filter"] {
+        let (_, all) = sh("iptables", &["-t", table, "-S"]);
+        assert!(!all.contains(&chain), "{table}: {all}");
+        assert!(!all.contains(&subnet), "{table}: {all}");
+    }
+    let errs = t.cleanup();
+    assert_eq!(errs.len(), 1, "{errs:?}"); // the network is already removed
 }

@@ -1,6 +1,9 @@
 //! The default bridge network: a `peapod0` bridge on 10.89.0.0/16 (podman
-//! uses 10.88.0.0/16) with host-local IPAM, outbound NAT, and the portmap
-//! (`-p`) and firewall plugins.
+//! uses 10.88.0.0/16) with host-local IPAM and the portmap (`-p`) plugin.
+//! Outbound NAT and FORWARD accept rules are not the plugins' (the bridge
+//! plugin's `ipMasq` and the firewall plugin add rules per container on every
+//! attach): peapod installs them once per network ([`crate::host_rules`]),
+//! which the config list says with `"peapod": {"hostRules": true}`.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -15,6 +18,10 @@ pub const DEFAULT_CONFIG_DIR: &str = "/etc/peapod/cni/net.d";
 pub const DEFAULT_NETWORK: &str = "peapod";
 pub const DEFAULT_BRIDGE: &str = "peapod0";
 pub const DEFAULT_SUBNET: &str = "10.89.0.0/16";
+/// The config list's key for peapod's own settings (CNI ignores it).
+pub const META_KEY: &str = "peapod";
+/// Under [`META_KEY`]: peapod installs the network's host rules.
+const HOST_RULES_KEY: &str = "hostRules";
 
 /// A bridge network as peapod creates it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +65,7 @@ impl BridgeNetwork {
                     "type": "bridge",
                     "bridge": self.bridge,
                     "isGateway": true,
-                    "ipMasq": true,
+                    "ipMasq": false,
                     "hairpinMode": true,
                     "ipam": ipam,
                 },
@@ -67,8 +74,8 @@ impl BridgeNetwork {
                 // route_localnet on the bridge and masquerades hairpin and
                 // localhost traffic).
                 { "type": "portmap", "capabilities": { "portMappings": true }, "snat": true },
-                { "type": "firewall" },
             ],
+            META_KEY: { HOST_RULES_KEY: true },
         })
     }
 
@@ -102,15 +109,38 @@ impl BridgeNetwork {
     }
 }
 
-/// The list that brings `lo` up in a namespace (every netns needs it, also
-/// `--network none`); run with ifname `lo`.
-pub fn loopback() -> NetworkConfigList {
-    NetworkConfigList::from_value(json!({
+/// Whether peapod installs network `list`'s host rules (NAT, FORWARD).
+pub fn wants_host_rules(list: &NetworkConfigList) -> bool {
+    list.raw
+        .get(META_KEY)
+        .and_then(|m| m.get(HOST_RULES_KEY))
+        .and_then(Value::as_bool)
+        == Some(true)
+}
+
+/// The default network's config list as earlier peapods wrote it (NAT by
+/// the bridge plugin, the firewall plugin), to recognize an unedited one.
+fn old_default_conflist() -> Value {
+    json!({
         "cniVersion": "1.0.0",
-        "name": "peapod-lo",
-        "plugins": [{ "type": "loopback" }],
-    }))
-    .expect("the loopback list is valid")
+        "name": DEFAULT_NETWORK,
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": DEFAULT_BRIDGE,
+                "isGateway": true,
+                "ipMasq": true,
+                "hairpinMode": true,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{ "subnet": DEFAULT_SUBNET }]],
+                    "routes": [{ "dst": "0.0.0.0/0" }],
+                },
+            },
+            { "type": "portmap", "capabilities": { "portMappings": true }, "snat": true },
+            { "type": "firewall" },
+        ],
+    })
 }
 
 /// The file holding network `name`'s config list.
@@ -118,11 +148,27 @@ pub fn config_path(config_dir: &Path, name: &str) -> PathBuf {
     config_dir.join(format!("{name}.conflist"))
 }
 
-/// Write the default network's config list unless one exists; its path.
+/// Write the default network's config list unless one exists; its path. One
+/// that is exactly what an older peapod wrote is rewritten to the current
+/// shape; any other (edited by hand) is left as it is.
 pub fn ensure_default_network(config_dir: &Path) -> Result<PathBuf, CniError> {
     let path = config_path(config_dir, DEFAULT_NETWORK);
-    if path.exists() {
-        return Ok(path);
+    match fs::read(&path) {
+        Ok(bytes) => {
+            let old =
+                serde_json::from_slice::<Value>(&bytes).is_ok_and(|v| v == old_default_conflist());
+            if !old {
+                return Ok(path);
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(CniError::Io {
+                what: "read network config",
+                path,
+                source,
+            });
+        }
     }
     BridgeNetwork::default().write(config_dir)
 }
@@ -152,13 +198,34 @@ mod tests {
         let types: Vec<_> = (0..list.plugins.len())
             .map(|i| list.plugin_type(i))
             .collect();
-        assert_eq!(types, ["bridge", "portmap", "firewall"]);
+        assert_eq!(types, ["bridge", "portmap"]);
         assert_eq!(list.plugins[0]["bridge"], "peapod0");
-        assert_eq!(list.plugins[0]["ipMasq"], true);
+        assert_eq!(list.plugins[0]["ipMasq"], false);
+        assert!(wants_host_rules(&list));
         assert_eq!(list.plugins[1]["snat"], true);
         assert_eq!(
             list.plugins[0]["ipam"]["ranges"][0][0]["subnet"],
             "10.89.0.0/16"
         );
+    }
+
+    #[test]
+    fn an_unedited_old_default_is_migrated_and_an_edited_one_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = config_path(dir.path(), DEFAULT_NETWORK);
+        let old = serde_json::to_vec_pretty(&old_default_conflist()).unwrap();
+        fs::write(&path, &old).unwrap();
+        ensure_default_network(dir.path()).unwrap();
+        let now: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(now, BridgeNetwork::default().conflist());
+
+        let mut edited = old_default_conflist();
+        edited["plugins"][0]["ipam"]["ranges"][0][0]["subnet"] = json!("10.77.0.0/16");
+        let edited = serde_json::to_vec_pretty(&edited).unwrap();
+        fs::write(&path, &edited).unwrap();
+        ensure_default_network(dir.path()).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), edited);
+        let list = load_network(dir.path(), DEFAULT_NETWORK).unwrap();
+        assert!(!wants_host_rules(&list));
     }
 }

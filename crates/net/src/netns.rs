@@ -9,15 +9,17 @@
 
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, fork};
+use nix::unistd::{ForkResult, fork, pipe2};
 
 /// Where the engine keeps its network namespace files.
 pub const DEFAULT_NETNS_DIR: &str = "/run/peapod/netns";
@@ -117,7 +119,8 @@ impl NetnsDir {
         .map_err(sys_err("make private", &self.root))
     }
 
-    /// Create a new network namespace named `name` and return its file.
+    /// Create a new network namespace named `name`, with its `lo` up, and
+    /// return its file.
     pub fn create(&self, name: &str) -> Result<PathBuf, NetnsError> {
         let path = self.path(name)?;
         self.prepare()?;
@@ -245,23 +248,71 @@ fn unescape_mountinfo(s: &str) -> Vec<u8> {
     out
 }
 
-/// Fork a child that unshares its network namespace and bind-mounts its own
-/// `/proc/self/ns/net` onto `target` (same mount namespace as ours), then exits
-/// with 0 or the failing errno.
+/// What the netns child was doing when it failed.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Step {
+    Unshare = 1,
+    LoopbackUp = 2,
+    BindMount = 3,
+}
+
+impl Step {
+    fn what(code: u8) -> &'static str {
+        match code {
+            1 => "unshare(CLONE_NEWNET) for",
+            2 => "bring up lo in the new netns for",
+            3 => "bind mount netns onto",
+            _ => "netns child failed for",
+        }
+    }
+}
+
+/// Fork a child that unshares its network namespace, brings its `lo` up
+/// (what the CNI loopback plugin would do, without executing it: the kernel
+/// gives an `lo` that comes up 127.0.0.1/8 and ::1), and bind-mounts its own
+/// `/proc/self/ns/net` onto `target` (same mount namespace as ours). On
+/// failure the child writes the step and errno to a pipe and exits non-zero.
 fn bind_new_netns(target: &Path) -> Result<(), NetnsError> {
     let target_c = CString::new(target.as_os_str().as_bytes())
         .map_err(|_| NetnsError::InvalidName(target.display().to_string()))?;
     let source_c = c"/proc/self/ns/net";
+    let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("pipe for", target))?;
+    // SAFETY: ifreq is plain old data; all zeroes is a valid value.
+    let mut lo: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in lo.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
     // SAFETY: the child only makes async-signal-safe raw syscalls (unshare,
-    // mount, _exit) on memory prepared before the fork, and never returns.
+    // socket, ioctl, mount, write, _exit) on memory prepared before the fork,
+    // and never returns.
     match unsafe { fork() }.map_err(sys_err("fork for", target))? {
         ForkResult::Child => {
-            // SAFETY: plain syscalls on valid NUL-terminated strings; _exit
-            // ends the child without running the parent's destructors.
+            let fail = |step: Step| -> ! {
+                let errno = Errno::last_raw().to_le_bytes();
+                let msg = [step as u8, errno[0], errno[1], errno[2], errno[3]];
+                // SAFETY: write of a local buffer to our pipe end, then
+                // _exit, which skips the parent's destructors.
+                unsafe {
+                    libc::write(wr.as_raw_fd(), msg.as_ptr().cast(), msg.len());
+                    libc::_exit(1)
+                }
+            };
+            // SAFETY: plain syscalls on valid NUL-terminated strings and on
+            // the ifreq prepared above.
             unsafe {
                 if libc::unshare(libc::CLONE_NEWNET) != 0 {
-                    libc::_exit(100 + Errno::last_raw().min(150));
+                    fail(Step::Unshare);
                 }
+                let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+                if sock < 0 || libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut lo) != 0 {
+                    fail(Step::LoopbackUp);
+                }
+                lo.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+                if libc::ioctl(sock, libc::SIOCSIFFLAGS, &lo) != 0 {
+                    fail(Step::LoopbackUp);
+                }
+                libc::close(sock);
                 let rc = libc::mount(
                     source_c.as_ptr(),
                     target_c.as_ptr(),
@@ -270,29 +321,31 @@ fn bind_new_netns(target: &Path) -> Result<(), NetnsError> {
                     std::ptr::null(),
                 );
                 if rc != 0 {
-                    libc::_exit(Errno::last_raw().min(99));
+                    fail(Step::BindMount);
                 }
                 libc::_exit(0);
             }
         }
-        ForkResult::Parent { child } => loop {
-            match waitpid(child, None) {
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(sys_err("wait for netns child of", target)(e)),
-                Ok(WaitStatus::Exited(_, 0)) => return Ok(()),
-                Ok(WaitStatus::Exited(_, code)) if code >= 100 => {
-                    return Err(sys_err("unshare(CLONE_NEWNET) for", target)(
-                        Errno::from_raw(code - 100),
-                    ));
+        ForkResult::Parent { child } => {
+            drop(wr);
+            let status = loop {
+                match waitpid(child, None) {
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => return Err(sys_err("wait for netns child of", target)(e)),
+                    Ok(status) => break status,
                 }
-                Ok(WaitStatus::Exited(_, code)) => {
-                    return Err(sys_err("bind mount netns onto", target)(Errno::from_raw(
-                        code,
-                    )));
-                }
-                Ok(_) => return Err(sys_err("netns child died for", target)(Errno::EIO)),
+            };
+            if status == WaitStatus::Exited(child, 0) {
+                return Ok(());
             }
-        },
+            let mut msg = [0u8; 5];
+            let got = File::from(rd).read(&mut msg).unwrap_or(0);
+            if got != msg.len() {
+                return Err(sys_err("netns child died for", target)(Errno::EIO));
+            }
+            let errno = i32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]]);
+            Err(sys_err(Step::what(msg[0]), target)(Errno::from_raw(errno)))
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Real CNI plugins (Debian's containernetworking-plugins) on a test-unique
 //! bridge network: two namespaces get addresses, ping each other, and after
-//! DEL nothing is left (veths, bridge, leases, mounts, iptables rules).
+//! DEL nothing is left (veths, bridge, leases, mounts, iptables rules). The
+//! network's host rules (NAT, FORWARD) are peapod's, once per network.
 //! Needs root; skipped with a message otherwise.
 
 use std::fs;
@@ -11,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use peapod_net::cni::{CniRuntime, NetworkConfigList, RuntimeConf};
-use peapod_net::{BridgeNetwork, NetnsDir};
+use peapod_net::{BridgeNetwork, HostRules, NetnsDir};
 use serde_json::{Map, json};
 
 fn can_run() -> bool {
@@ -51,6 +52,7 @@ struct Env {
     cni: CniRuntime,
     list: NetworkConfigList,
     bridge: String,
+    rules: HostRules,
     attachments: Vec<(String, RuntimeConf)>,
     done: bool,
 }
@@ -67,6 +69,9 @@ impl Env {
             }
         }
         let _ = sh("ip", &["link", "del", &self.bridge]);
+        if let Err(e) = self.rules.remove() {
+            errs.push(e.to_string());
+        }
         if let Err(e) = self.netns.unmount_root() {
             errs.push(e.to_string());
         }
@@ -103,11 +108,14 @@ fn setup(tag: &str, offset: u32, tmp: &Path) -> (Env, BridgeNetwork, u32) {
         ipam_data_dir: Some(tmp.join("ipam")),
     };
     let list = NetworkConfigList::from_file(&net.write(&tmp.join("net.d")).unwrap()).unwrap();
+    let rules = HostRules::new(&net.name, &net.bridge, &net.subnet).unwrap();
+    rules.ensure().unwrap();
     let env = Env {
         netns: NetnsDir::new(tmp.join("netns")),
         cni: CniRuntime::new(vec![PathBuf::from("/usr/lib/cni")], tmp.join("cache")),
         list,
         bridge: net.bridge.clone(),
+        rules,
         attachments: Vec::new(),
         done: false,
     };
@@ -135,7 +143,9 @@ fn assert_nothing_left(net: &BridgeNetwork, x: u32, tmp: &Path) {
         let (_, rules) = sh("iptables", &["-t", table, "-S"]);
         for line in rules.lines() {
             assert!(
-                !line.contains(&format!("10.250.{x}.")) && !line.contains(&net.name),
+                !line.contains(&format!("10.250.{x}."))
+                    && !line.contains(&net.name)
+                    && !line.contains(&net.bridge),
                 "iptables {table} rule left: {line}"
             );
         }
@@ -179,18 +189,47 @@ fn two_namespaces_on_a_bridge_ping_then_leave_nothing() {
         files.push(file);
     }
     assert_ne!(ips[0], ips[1]);
-    // The rules the final check looks for do exist while attached.
+    // The network's rules, once (ensured again: no duplicate), and no rule
+    // per container.
+    env.rules.ensure().unwrap();
+    assert!(env.rules.in_place().unwrap());
+    let chain = env.rules.chain();
+    let subnet = &net.subnet;
     let (_, nat) = sh("iptables", &["-t", "nat", "-S"]);
+    let masq = format!("-A {chain} -s {subnet} ! -d {subnet} ");
+    assert_eq!(nat.matches(&masq).count(), 1, "{nat}");
+    assert_eq!(
+        nat.matches(&format!("-A PEAPOD-POSTROUTING -j {chain}"))
+            .count(),
+        1,
+        "{nat}"
+    );
     assert!(
-        nat.contains(&net.name),
-        "no masquerade rule for {}: {nat}",
-        net.name
+        nat.contains("-A POSTROUTING -j PEAPOD-POSTROUTING"),
+        "{nat}"
     );
     let (_, filter) = sh("iptables", &["-S"]);
-    assert!(
-        filter.contains(&format!("{}/32", ips[0])),
-        "no firewall rule: {filter}"
+    assert!(filter.contains("-A FORWARD -j PEAPOD-FORWARD"), "{filter}");
+    assert_eq!(
+        filter
+            .matches(&format!("-A PEAPOD-FORWARD -j {chain}"))
+            .count(),
+        1,
+        "{filter}"
     );
+    for want in [
+        format!("-A {chain} -o {} ", net.bridge),
+        format!("-A {chain} -i {} ", net.bridge),
+    ] {
+        assert!(filter.contains(&want), "no {want:?}: {filter}");
+    }
+    for ip in &ips {
+        let ip = ip.split('/').next().unwrap();
+        assert!(
+            !nat.contains(ip) && !filter.contains(ip),
+            "a rule per container: {nat} {filter}"
+        );
+    }
     let mut names = env.netns.list().unwrap();
     names.sort();
     assert_eq!(names, [format!("peat-{pid}-a"), format!("peat-{pid}-b")]);

@@ -1,13 +1,16 @@
 //! The engine's networks: bridge networks as CNI config lists (one per
 //! network in [`Paths::cni_config`], host-wide like their bridges and
 //! host-local leases), and containers' attachments to them: a network
-//! namespace under [`Paths::netns`], CNI ADD with published ports, and a
-//! result cache under [`Paths::cni_cache`] (per engine root, so independent
-//! engines never clean up each other's attachments) from which DEL works
-//! after a crash.
+//! namespace under [`Paths::netns`] (made with `lo` up), CNI ADD with
+//! published ports, and a result cache under [`Paths::cni_cache`] (per engine
+//! root, so independent engines never clean up each other's attachments)
+//! from which DEL works after a crash. A network's NAT and FORWARD rules are
+//! installed once, on its first attach since boot ([`rules_marker`]), and
+//! removed with it.
 
 mod ports;
 mod reconcile;
+mod rules_marker;
 mod store;
 mod subnet;
 
@@ -21,7 +24,9 @@ use std::time::SystemTime;
 use peapod_net::cni::{CachedAttachment, CniError, CniResult, CniRuntime, RuntimeConf};
 use peapod_net::defaults;
 use peapod_net::netns::is_mount_point;
-use peapod_net::{BridgeNetwork, NetnsDir, NetnsError, NetworkConfigList};
+use peapod_net::{
+    BridgeNetwork, HostRules, HostRulesError, NetnsDir, NetnsError, NetworkConfigList,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -32,7 +37,8 @@ use subnet::Ipv4Net;
 pub use peapod_net::cni::DEFAULT_PLUGIN_DIR;
 pub use peapod_net::defaults::DEFAULT_NETWORK;
 
-/// The name of the loopback list every namespace gets (reserved).
+/// The name of the loopback list older versions ran in every namespace
+/// (reserved; their cached attachments are still detached).
 const LOOPBACK_NETWORK: &str = "peapod-lo";
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +83,16 @@ pub enum NetworkError {
         #[source]
         source: Box<CniError>,
     },
+    #[error("host rules of network {network:?}: {source}")]
+    HostRules {
+        network: String,
+        #[source]
+        source: HostRulesError,
+    },
+    #[error(
+        "network {0:?} has no IPv4 subnet for its host rules: give its bridge plugin an ipam range"
+    )]
+    NoSubnet(String),
     #[error("network namespace: {0}")]
     Netns(#[from] NetnsError),
     #[error("{what} {path}: {source}")]
@@ -145,6 +161,8 @@ pub struct Networks {
     config_dir: PathBuf,
     netns: NetnsDir,
     cni: CniRuntime,
+    /// Markers of networks whose host rules are in place.
+    markers: PathBuf,
     /// Serializes this engine's attach/detach (port checks, cache).
     attach_lock: PathBuf,
 }
@@ -155,6 +173,7 @@ impl Networks {
             config_dir: paths.cni_config.clone(),
             netns: NetnsDir::new(paths.netns()),
             cni: CniRuntime::new(vec![PathBuf::from(DEFAULT_PLUGIN_DIR)], paths.cni_cache()),
+            markers: paths.network_markers(),
             attach_lock: paths.root.join("cni").join("attach.lock"),
         }
     }
@@ -321,6 +340,18 @@ impl Networks {
                 users: users.to_vec(),
             });
         }
+        // The rules first: a failure leaves the network as it was (and its
+        // next attach ensures the rules again).
+        if defaults::wants_host_rules(&list) {
+            let marker = rules_marker::path(&self.markers, name);
+            rules_marker::remove(&marker).map_err(NetworkError::io("remove", &marker))?;
+            host_rules(&list)?
+                .remove()
+                .map_err(|source| NetworkError::HostRules {
+                    network: name.to_string(),
+                    source,
+                })?;
+        }
         std::fs::remove_file(&path).map_err(NetworkError::io("remove", &path))?;
         let bridge = store::bridge_of(&list);
         let others = store::load_all(&self.config_dir)?;
@@ -341,8 +372,32 @@ impl Networks {
         self.netns.root().join(container_id)
     }
 
+    /// Install network `list`'s host rules (from config file `config`)
+    /// unless its marker says they are in place since boot.
+    fn ensure_host_rules(
+        &self,
+        list: &NetworkConfigList,
+        config: &Path,
+    ) -> Result<(), NetworkError> {
+        if !defaults::wants_host_rules(list) {
+            return Ok(());
+        }
+        let rules = host_rules(list)?;
+        let marker = rules_marker::path(&self.markers, &list.name);
+        let want =
+            rules_marker::content(&rules, config).map_err(NetworkError::io("stat", config))?;
+        if rules_marker::matches(&marker, &want) {
+            return Ok(());
+        }
+        rules.ensure().map_err(|source| NetworkError::HostRules {
+            network: list.name.clone(),
+            source,
+        })?;
+        rules_marker::write(&marker, &want).map_err(NetworkError::io("write", &marker))
+    }
+
     fn check_plugins(&self, list: &NetworkConfigList) -> Result<(), NetworkError> {
-        let mut wanted = vec!["loopback".to_string()];
+        let mut wanted = Vec::new();
         for p in &list.plugins {
             for ty in [p.get("type"), p.get("ipam").and_then(|i| i.get("type"))]
                 .into_iter()
@@ -397,9 +452,10 @@ impl Networks {
         if name == DEFAULT_NETWORK {
             self.ensure_default()?;
         }
-        let (list, _) = self.load(name)?;
+        let (list, config) = self.load(name)?;
         self.check_plugins(&list)?;
         let _lock = store::lock(&self.attach_lock)?;
+        self.ensure_host_rules(&list, &config)?;
         let cached = self.cached()?;
         if cached
             .iter()
@@ -428,13 +484,6 @@ impl Networks {
         } else {
             self.netns_path(id)
         };
-        let lo = defaults::loopback();
-        let lo_rt = RuntimeConf {
-            container_id: id.to_string(),
-            netns: netns.clone(),
-            ifname: "lo".into(),
-            ..Default::default()
-        };
         let rt = RuntimeConf {
             container_id: id.to_string(),
             netns: netns.clone(),
@@ -442,25 +491,13 @@ impl Networks {
             capability_args: ports::capability_args(&ports),
             ..Default::default()
         };
-        let undo = |added_lo: bool| {
-            let _ = self.cni.del(&list, &rt);
-            if added_lo {
-                let _ = self.cni.del(&lo, &lo_rt);
-            }
-            if fresh {
-                let _ = self.netns.delete(id);
-            }
-        };
-        if fresh && let Err(e) = self.cni.add(&lo, &lo_rt) {
-            undo(false);
-            return Err(NetworkError::cni(format!(
-                "bring up loopback for container {id}"
-            ))(e));
-        }
         let result = match self.cni.add(&list, &rt) {
             Ok(r) => r,
             Err(e) => {
-                undo(fresh);
+                let _ = self.cni.del(&list, &rt);
+                if fresh {
+                    let _ = self.netns.delete(id);
+                }
                 return Err(NetworkError::cni(format!(
                     "attach container {id} to network {name:?}"
                 ))(e));
@@ -574,6 +611,17 @@ fn attachment(
             .filter(|m| !m.is_empty()),
         ports,
     }
+}
+
+/// The host rules of bridge network `list`.
+fn host_rules(list: &NetworkConfigList) -> Result<HostRules, NetworkError> {
+    let subnet = store::subnet_of(list).ok_or_else(|| NetworkError::NoSubnet(list.name.clone()))?;
+    HostRules::new(&list.name, &store::bridge_of(list), &subnet.to_string()).map_err(|source| {
+        NetworkError::HostRules {
+            network: list.name.clone(),
+            source,
+        }
+    })
 }
 
 fn valid_bridge(name: &str) -> bool {

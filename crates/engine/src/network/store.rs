@@ -9,14 +9,11 @@ use std::time::SystemTime;
 
 use nix::fcntl::{Flock, FlockArg};
 use peapod_net::cni::NetworkConfigList;
-use peapod_net::defaults::config_path;
+use peapod_net::defaults::{META_KEY, config_path};
 use serde_json::Value;
 
 use super::subnet::Ipv4Net;
 use super::{NetworkError, NetworkInfo};
-
-/// Where the config list stores peapod's own metadata (ignored by CNI).
-const META_KEY: &str = "peapod";
 
 /// An exclusive lock held until dropped.
 pub(super) struct Lock {
@@ -171,12 +168,17 @@ pub(super) fn write(dir: &Path, name: &str, conflist: &Value) -> Result<PathBuf,
     Ok(path)
 }
 
-/// Add peapod's metadata (creation time) to a config list.
+/// Add the creation time to a config list's peapod metadata (kept with the
+/// rest of it).
 pub(super) fn stamp(conflist: &mut Value, created: SystemTime) {
-    if let Some(obj) = conflist.as_object_mut() {
-        obj.insert(
-            META_KEY.into(),
-            serde_json::json!({ "created": crate::time::format_rfc3339_nano(created) }),
-        );
+    let Some(obj) = conflist.as_object_mut() else {
+        return;
+    };
+    let meta = obj
+        .entry(META_KEY)
+        .or_insert_with(|| Value::Object(Default::default()));
+    if !meta.is_object() {
+        *meta = Value::Object(Default::default());
     }
+    meta["created"] = Value::String(crate::time::format_rfc3339_nano(created));
 }
