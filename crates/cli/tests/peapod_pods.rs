@@ -10,67 +10,20 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
+use peapod_common::pods::{Pods, apply, describe, row};
 use peapod_common::{Peapod, have_cni, usable, wait_for};
 
 /// Bound for a pod to come up or change (a busy machine).
 const POD_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Deletes the pods when the test ends, even on a panic; declared after
-/// the [`Peapod`] so it runs first (the Peapod's own Drop then unmounts
-/// the netns directory).
-struct Pods<'a> {
-    pp: &'a Peapod,
-    names: Vec<String>,
-}
-
-impl Drop for Pods<'_> {
-    fn drop(&mut self) {
-        for n in &self.names {
-            let _ = self.pp.output(&["delete", "pod", n, "--grace-period", "0"]);
-        }
-    }
-}
-
 fn ready_for_tests() -> bool {
     usable() && have_cni()
-}
-
-/// Applies `yaml` (written in the test's dir) and returns the guard.
-fn apply<'a>(pp: &'a Peapod, name: &str, yaml: &str) -> Pods<'a> {
-    let file = pp.dir().join(format!("{name}.yaml"));
-    std::fs::write(&file, yaml).expect("write the manifest");
-    let guard = Pods {
-        pp,
-        names: vec![name.to_string()],
-    };
-    pp.ok(&["apply", "-f", &file.to_string_lossy()]);
-    guard
-}
-
-/// The `get pods` row of `name`: READY, STATUS, RESTARTS.
-fn row(pp: &Peapod, name: &str) -> Option<(String, String, u32)> {
-    let out = pp.ok(&["get", "pods"]);
-    out.lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.first() == Some(&name) && f.len() >= 4).then(|| {
-            (
-                f[1].to_string(),
-                f[2].to_string(),
-                f[3].parse().unwrap_or(0),
-            )
-        })
-    })
 }
 
 fn ready_column(pp: &Peapod, name: &str) -> String {
     row(pp, name).map(|r| r.0).unwrap_or_default()
 }
 
-fn describe(pp: &Peapod, name: &str) -> String {
-    pp.ok(&["describe", "pod", name])
-}
-
-/// Waits until container `c` of pod `name` is running.
 fn wait_running(pp: &Peapod, name: &str, c: &str) {
     assert!(
         wait_for(POD_TIMEOUT, || {

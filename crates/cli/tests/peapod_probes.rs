@@ -10,29 +10,14 @@ mod peapod_common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use peapod_common::pods::{apply, describe, record, row};
 use peapod_common::{Peapod, free_port, secs_between, usable, wait_for};
-use serde_json::Value;
 
 /// Bound for a pod to come up or change (a busy machine).
 const POD_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Debian's Python, which has python3-grpcio (scripts/lib/common.sh).
 const PYTHON: &str = "/usr/bin/python3";
-
-/// Deletes the pods when the test ends, even on a panic; declared after
-/// the [`Peapod`] so it runs first.
-struct Pods<'a> {
-    pp: &'a Peapod,
-    names: Vec<String>,
-}
-
-impl Drop for Pods<'_> {
-    fn drop(&mut self) {
-        for n in &self.names {
-            let _ = self.pp.output(&["delete", "pod", n, "--grace-period", "0"]);
-        }
-    }
-}
 
 /// A server process on the host, killed when the test ends.
 struct Server(Child);
@@ -59,47 +44,6 @@ fn python(pp: &Peapod, name: &str, script: &str, args: &[&str]) -> Server {
         .spawn()
         .unwrap_or_else(|e| panic!("{PYTHON}: {e} (install python3: scripts/setup.sh)"));
     Server(child)
-}
-
-fn apply<'a>(pp: &'a Peapod, name: &str, yaml: &str) -> Pods<'a> {
-    let file = pp.dir().join(format!("{name}.yaml"));
-    std::fs::write(&file, yaml).expect("write the manifest");
-    let guard = Pods {
-        pp,
-        names: vec![name.to_string()],
-    };
-    pp.ok(&["apply", "-f", &file.to_string_lossy()]);
-    guard
-}
-
-/// The `get pods` row of `name`: READY, STATUS, RESTARTS.
-fn row(pp: &Peapod, name: &str) -> Option<(String, String, u32)> {
-    let out = pp.ok(&["get", "pods"]);
-    out.lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.first() == Some(&name) && f.len() >= 4).then(|| {
-            (
-                f[1].to_string(),
-                f[2].to_string(),
-                f[3].parse().unwrap_or(0),
-            )
-        })
-    })
-}
-
-fn describe(pp: &Peapod, name: &str) -> String {
-    pp.ok(&["describe", "pod", name])
-}
-
-/// The record of pod `name`.
-fn record(pp: &Peapod, name: &str) -> Option<Value> {
-    std::fs::read_dir(pp.root.join("pods"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("pod.json")).ok())
-        .filter_map(|d| serde_json::from_slice::<Value>(&d).ok())
-        .find(|r| r["name"] == name)
 }
 
 fn log_of(pp: &Peapod, name: &str) -> String {

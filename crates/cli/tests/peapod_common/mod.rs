@@ -18,6 +18,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
+pub mod pods;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_peapod");
 /// Bound for one `peapod` invocation.
 pub const CMD_TIMEOUT: Duration = Duration::from_secs(90);
