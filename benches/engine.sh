@@ -87,17 +87,7 @@ cleanup() {
         /sys/fs/cgroup/"${pp_cg#/}" /sys/fs/cgroup/"${pm_cg#/}"; do
         [[ -d $d ]] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
     done
-    if [[ $netns_existed == false && -d /run/netns && -z "$(ls -A /run/netns)" ]]; then
-        mountpoint -q /run/netns && umount /run/netns
-        rmdir /run/netns 2>/dev/null
-    fi
-    # peapod's netns dir and Podman's overlay home are mounts under the temp dir.
-    for m in $(mounts_under "$tmp" | sort -r); do
-        umount -l "$m" 2>/dev/null
-    done
-    if iptables-save 2>/dev/null | grep -qE "$prefix|$pp_bridge|$pm_bridge"; then
-        echo "cleanup: warning: iptables rules mentioning $prefix are left" >&2
-    fi
+    bench_end_host "$tmp" "$netns_existed" "$prefix|$pp_bridge|$pm_bridge"
     safe_rmdir "$tmp" || rc=1
     exit "$rc"
 }

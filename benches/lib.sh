@@ -212,3 +212,22 @@ bench_end_leftovers() {
     done
     return 0
 }
+
+# bench_end_host DIR NETNS_EXISTED PATTERN: the host state both engines may
+# leave: /run/netns when Podman made it (NETNS_EXISTED false) and it is
+# empty, the mounts under DIR (peapod's netns dir, Podman's overlay home),
+# and a warning for iptables rules matching PATTERN.
+bench_end_host() {
+    local dir="$1" netns_existed="$2" pattern="$3" m
+    if [[ $netns_existed == false && -d /run/netns && -z "$(ls -A /run/netns)" ]]; then
+        mountpoint -q /run/netns && umount /run/netns
+        rmdir /run/netns 2>/dev/null
+    fi
+    for m in $(mounts_under "$dir" | sort -r); do
+        umount -l "$m" 2>/dev/null
+    done
+    if iptables-save 2>/dev/null | grep -qE "$pattern"; then
+        echo "cleanup: warning: iptables rules matching $pattern are left" >&2
+    fi
+    return 0
+}

@@ -546,35 +546,30 @@ impl Engine {
         })?;
         let Some(rec) = rec else { return Ok(false) };
         if let Some(c) = rec.controller.filter(|c| c.alive()) {
-            let pid = nix::unistd::Pid::from_raw(c.pid);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            // It may be starting a pod (a few seconds at most).
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while c.alive() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if c.alive() {
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                let deadline = Instant::now() + Duration::from_secs(5);
-                while c.alive() && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
+            stop_controller(c);
         }
-        let pods = self.controller_pods(&rec)?;
-        // Every pod is told at once; then each is waited for.
-        for p in &pods {
+        self.delete_pods(&self.controller_pods(&rec)?, grace)?;
+        store.remove(namespace, name);
+        Ok(true)
+    }
+
+    /// Deletes `pods`: every one is told at once, then each is waited for.
+    pub(super) fn delete_pods(
+        &self,
+        pods: &[PodRecord],
+        grace: Option<u32>,
+    ) -> Result<(), EngineError> {
+        for p in pods {
             self.begin_pod_delete(p, grace);
         }
-        for p in &pods {
+        for p in pods {
             match self.delete_pod(&p.id, grace) {
                 // Its supervisor already removed it.
                 Err(EngineError::Record(crate::record::RecordError::NotFound(_))) => {}
                 other => other?,
             }
         }
-        store.remove(namespace, name);
-        Ok(true)
+        Ok(())
     }
 
     /// Asks pod `p`'s supervisor to delete it without waiting; a pod
@@ -599,6 +594,25 @@ impl Engine {
                 let _ = self.delete_pod(&p.id, Some(0));
             }
             Err(_) => {}
+        }
+    }
+}
+
+/// Ends a controller process (a Deployment's, ReplicaSet's or Job's):
+/// SIGTERM, time to finish starting a pod, then SIGKILL.
+pub(super) fn stop_controller(c: ProcRef) {
+    let pid = nix::unistd::Pid::from_raw(c.pid);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    // It may be starting a pod (a few seconds at most).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while c.alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if c.alive() {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while c.alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

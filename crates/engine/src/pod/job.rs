@@ -456,31 +456,9 @@ impl Engine {
         // The controller deletes it by itself after its TTL: not itself.
         let me = std::process::id() as i32;
         if let Some(c) = rec.controller.filter(|c| c.alive() && c.pid != me) {
-            let pid = Pid::from_raw(c.pid);
-            let _ = kill(pid, Signal::SIGTERM);
-            // It may be starting a pod (a few seconds at most).
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while c.alive() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if c.alive() {
-                let _ = kill(pid, Signal::SIGKILL);
-                let deadline = Instant::now() + Duration::from_secs(5);
-                while c.alive() && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
+            super::deployment::stop_controller(c);
         }
-        let pods = self.job_pods(&rec)?;
-        for p in &pods {
-            self.begin_pod_delete(p, grace);
-        }
-        for p in &pods {
-            match self.delete_pod(&p.id, grace) {
-                Err(EngineError::Record(crate::record::RecordError::NotFound(_))) => {}
-                other => other?,
-            }
-        }
+        self.delete_pods(&self.job_pods(&rec)?, grace)?;
         store.remove(namespace, name);
         Ok(true)
     }

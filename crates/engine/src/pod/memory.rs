@@ -42,7 +42,10 @@ unsafe fn drop_pages(start: usize, end: usize) {
 /// Drops the main stack's pages more than [`STACK_MARGIN`] below this
 /// frame: no frame lives there.
 pub fn release_unused_stack() {
-    let Some((lowest, _)) = mapping("[stack]") else {
+    // Dropped pages stay mapped, so the mapping's low end (reached during
+    // bring-up, the deepest calls) is read once.
+    static LOWEST: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let Some(lowest) = *LOWEST.get_or_init(|| mapping("[stack]").map(|(start, _)| start)) else {
         return;
     };
     let marker = 0u8;

@@ -37,6 +37,8 @@ pub(super) struct Run {
     pub cid: String,
     /// Its main process (host pid).
     pub pid: i32,
+    /// When it was started (before its first output).
+    pub started: SystemTime,
     outputs: Vec<Output>,
     log: LogWriter,
     /// What the container reads with `stdin: true`: the write end is held
@@ -89,7 +91,9 @@ pub(super) fn start(
         from,
         split: LineSplitter::new(cfg.max_line),
     };
-    let (created, input) = if record.setup.tty {
+    // Created, or why not; from creation on, a failure deletes the
+    // container again before it is recorded.
+    let (created, input): (Result<i32, String>, _) = if record.setup.tty {
         let path = engine.socket(cid).with_extension("console");
         let _ = std::fs::create_dir_all(engine.paths.sockets());
         let _ = std::fs::remove_file(&path);
@@ -98,33 +102,33 @@ pub(super) fn start(
         opts.console_socket = Some(path.clone());
         // The container sends its terminal during create; the connection
         // waits in the listener's backlog until it is accepted here.
-        let created = engine.runtime.create(&opts).and_then(|pid| {
-            let master = listener
-                .accept()
-                .ok()
-                .and_then(|(conn, _)| pea_runtime::console::receive_master(&conn).ok());
-            master
-                .map(|m| (pid, m))
-                .ok_or_else(|| pea_runtime::ContainerError::StartFailed {
-                    id: cid.to_string(),
-                    reason: "the container sent no terminal".into(),
-                })
-        });
+        let created = engine
+            .runtime
+            .create(&opts)
+            .map_err(|e| e.to_string())
+            .and_then(|pid| {
+                let master = listener
+                    .accept()
+                    .ok()
+                    .and_then(|(conn, _)| pea_runtime::console::receive_master(&conn).ok())
+                    .ok_or("the container sent no terminal")?;
+                let out = non_blocking(&master)
+                    .ok()
+                    .and_then(|()| master.try_clone().ok())
+                    .ok_or("cannot read the container's terminal")?;
+                outputs.push(output(Stream::Stdout, File::from(out)));
+                Ok((pid, master))
+            });
         let _ = std::fs::remove_file(&path);
         match created {
-            Ok((pid, master)) => {
-                non_blocking(&master)?;
-                let out = master
-                    .try_clone()
-                    .map_err(|e| sys("copy the terminal")(io_errno(&e)))?;
-                outputs.push(output(Stream::Stdout, File::from(out)));
-                (Ok(pid), Some(master))
-            }
+            Ok((pid, master)) => (Ok(pid), Some(master)),
             Err(e) => (Err(e), None),
         }
     } else {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
+        non_blocking(&out_r)?;
+        non_blocking(&err_r)?;
         let (stdin, input) = if record.setup.interactive {
             let (r, w) = pipe()?;
             (r, Some(w))
@@ -134,18 +138,20 @@ pub(super) fn start(
         };
         let created = engine
             .runtime
-            .create_with_stdio(&opts, [stdin.as_fd(), out_w.as_fd(), err_w.as_fd()]);
+            .create_with_stdio(&opts, [stdin.as_fd(), out_w.as_fd(), err_w.as_fd()])
+            .map_err(|e| e.to_string());
         // Only the container holds the write ends now: its end is EOF.
         drop((stdin, out_w, err_w));
-        for (stream, from) in [(Stream::Stdout, out_r), (Stream::Stderr, err_r)] {
-            non_blocking(&from)?;
-            outputs.push(output(stream, File::from(from)));
-        }
+        outputs.push(output(Stream::Stdout, File::from(out_r)));
+        outputs.push(output(Stream::Stderr, File::from(err_r)));
         (created, input)
     };
     let pid = match created {
         Ok(pid) => pid,
-        Err(e) => return failed(engine, cid, &e.to_string()),
+        Err(reason) => {
+            let _ = engine.runtime.delete(cid, true);
+            return failed(engine, cid, &reason);
+        }
     };
     // Taken before the start: the first line of output is not older.
     let started = SystemTime::now();
@@ -153,17 +159,22 @@ pub(super) fn start(
         let _ = engine.runtime.delete(cid, true);
         return failed(engine, cid, &e.to_string());
     }
-    engine.store.update_quick(cid, |r| {
+    let recorded = engine.store.update_quick(cid, |r| {
         r.state = State::Running {
             pid,
             started_at: started,
         };
         r.note_start(crate::time::format_rfc3339_nano(started));
-    })?;
+    });
+    if let Err(e) = recorded {
+        let _ = engine.runtime.delete(cid, true);
+        return Err(e.into());
+    }
     Ok(Ok(Run {
         index,
         cid: cid.to_string(),
         pid,
+        started,
         outputs,
         log,
         _input: input,

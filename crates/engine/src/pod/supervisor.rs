@@ -344,9 +344,11 @@ impl Pod<'_> {
                 status.name
             )));
         };
-        match run::start(self.engine, i, &cid)? {
+        let started = match run::start(self.engine, i, &cid)? {
             Ok(run) => {
+                let started = format_rfc3339_nano(run.started);
                 self.runs.insert(run.pid, run);
+                started
             }
             Err(failure) => {
                 let name = status.name.clone();
@@ -363,7 +365,7 @@ impl Pod<'_> {
                 self.failed_starts.push((i, failure.code));
                 return Ok(());
             }
-        }
+        };
         let name = status.name.clone();
         let pc = rec.plan.containers[i].clone();
         // postStart runs before the container counts as started (as
@@ -376,15 +378,8 @@ impl Pod<'_> {
         // Without a readiness probe a running container is ready (once its
         // startup probe succeeds, if it has one).
         let ready = pc.readiness.is_none() && pc.startup.is_none() && hook_failed.is_none();
-        // The run's start as recorded (before its first output), so logs
-        // split by run start never lose a line.
-        let started = self
-            .engine
-            .store
-            .load(&cid)
-            .ok()
-            .and_then(|c| c.started_at)
-            .unwrap_or_else(now);
+        // The run's start (before its first output), so logs split by run
+        // start never lose a line.
         self.update(|r| {
             if let Some(c) = r.containers.get_mut(i) {
                 c.state = ContainerState::Running {
