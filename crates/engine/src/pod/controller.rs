@@ -20,7 +20,6 @@ use super::deployment::{ControllerKind, ControllerRecord, ControllerStore, Strat
 use super::record::{Phase, PodRecord};
 use crate::containers::{Engine, EngineError};
 use crate::monitor::Ready;
-use crate::record::ProcRef;
 
 /// How often the controller looks when nothing wakes it.
 const PERIOD: Duration = Duration::from_secs(1);
@@ -94,19 +93,7 @@ pub fn run(
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals()), None)
         .map_err(|e| EngineError::Invalid(format!("block signals: {e}")))?;
     let store = engine.controllers(kind);
-    let me = ProcRef::current();
-    let mine = store.update(namespace, name, |r| match r {
-        Some(mut r) if !r.deleting => {
-            if r.controller
-                .is_some_and(|c| c.alive() && Some(c.pid) != me.map(|m| m.pid))
-            {
-                return (None, false);
-            }
-            r.controller = me;
-            (Some(r), true)
-        }
-        _ => (None, false),
-    })?;
+    let mine = super::revive::claim(&store, namespace, name)?;
     if !mine {
         // Another controller runs it (or it is gone): that one is woken.
         ready.send(serde_json::json!({"event": "started", "pid": 0}));

@@ -328,6 +328,12 @@ impl super::revive::Controlled for ControllerRecord {
     fn wants_controller(&self) -> bool {
         !self.deleting
     }
+    fn deleting(&self) -> bool {
+        self.deleting
+    }
+    fn set_controller(&mut self, c: Option<ProcRef>) {
+        self.controller = c;
+    }
 }
 
 /// What `apply` gives for one Deployment or ReplicaSet.

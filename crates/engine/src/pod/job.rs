@@ -327,6 +327,12 @@ impl super::revive::Controlled for JobRecord {
     fn wants_controller(&self) -> bool {
         !self.deleting && (self.end.is_none() || self.ttl_seconds_after_finished.is_some())
     }
+    fn deleting(&self) -> bool {
+        self.deleting
+    }
+    fn set_controller(&mut self, c: Option<ProcRef>) {
+        self.controller = c;
+    }
 }
 
 impl Engine {
@@ -536,19 +542,7 @@ pub fn run(
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals()), None)
         .map_err(|e| EngineError::Invalid(format!("block signals: {e}")))?;
     let store = engine.jobs();
-    let me = ProcRef::current();
-    let mine = store.update(namespace, name, |r| match r {
-        Some(mut r) if !r.deleting => {
-            if r.controller
-                .is_some_and(|c| c.alive() && Some(c.pid) != me.map(|m| m.pid))
-            {
-                return (None, false);
-            }
-            r.controller = me;
-            (Some(r), true)
-        }
-        _ => (None, false),
-    })?;
+    let mine = super::revive::claim(&store, namespace, name)?;
     if !mine {
         ready.send(serde_json::json!({"event": "started", "pid": 0}));
         return Ok(());

@@ -20,6 +20,30 @@ pub trait Controlled: Named {
     fn controller(&self) -> Option<ProcRef>;
     /// Whether a controller should be running for it now.
     fn wants_controller(&self) -> bool;
+    /// Whether it is being deleted (its controller is not to run).
+    fn deleting(&self) -> bool;
+    fn set_controller(&mut self, c: Option<ProcRef>);
+}
+
+/// Makes this process the controller of object `namespace/name`; false
+/// when another live controller has it, or it is gone or being deleted.
+pub fn claim<T>(store: &ObjectStore<T>, namespace: &str, name: &str) -> Result<bool, EngineError>
+where
+    T: Controlled + Serialize + DeserializeOwned,
+{
+    let me = ProcRef::current();
+    store.update(namespace, name, |r| match r {
+        Some(mut r) if !r.deleting() => {
+            if r.controller()
+                .is_some_and(|c| c.alive() && Some(c.pid) != me.map(|m| m.pid))
+            {
+                return (None, false);
+            }
+            r.set_controller(me);
+            (Some(r), true)
+        }
+        _ => (None, false),
+    })
 }
 
 /// An object whose controller could not be started again.

@@ -37,17 +37,10 @@ fn now() -> String {
     format_rfc3339_nano(SystemTime::now())
 }
 
+/// The controllers' stop and wake signals, and SIGCHLD.
 fn signals() -> SigSet {
-    let mut set = SigSet::empty();
-    for s in [
-        Signal::SIGCHLD,
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGUSR1,
-        Signal::SIGHUP,
-    ] {
-        set.add(s);
-    }
+    let mut set = super::controller::signals();
+    set.add(Signal::SIGCHLD);
     set
 }
 
@@ -432,20 +425,25 @@ impl Pod<'_> {
             return;
         };
         let _ = self.update(|r| r.event("Normal", "Killing", message));
-        let sig = self
-            .engine
-            .store
-            .load(&cid)
-            .map(|r| r.setup.stop_signal)
-            .unwrap_or(0);
-        let sig = if sig == 0 { libc::SIGTERM } else { sig };
-        if let Ok(n) = pea_runtime::SignalNumber::parse(&sig.to_string()) {
-            let _ = self.engine.runtime.kill(&cid, n, false);
-        }
+        self.send_stop_signal(&cid);
         self.kill_at.insert(
             i,
             Instant::now() + Duration::from_secs(u64::from(rec.plan.grace_period)),
         );
+    }
+
+    /// Sends container `cid` its stop signal (the image's, else SIGTERM).
+    fn send_stop_signal(&self, cid: &str) {
+        let sig = self
+            .engine
+            .store
+            .load(cid)
+            .map(|r| r.setup.stop_signal)
+            .unwrap_or(0);
+        let sig = if sig == 0 { libc::SIGTERM } else { sig };
+        if let Ok(n) = pea_runtime::SignalNumber::parse(&sig.to_string()) {
+            let _ = self.engine.runtime.kill(cid, n, false);
+        }
     }
 
     /// Forgets container `i`'s probes, ending any check still running.
@@ -1058,16 +1056,7 @@ impl Pod<'_> {
                     )
                 });
             }
-            let sig = self
-                .engine
-                .store
-                .load(&cid)
-                .map(|r| r.setup.stop_signal)
-                .unwrap_or(0);
-            let sig = if sig == 0 { libc::SIGTERM } else { sig };
-            if let Ok(n) = pea_runtime::SignalNumber::parse(&sig.to_string()) {
-                let _ = self.engine.runtime.kill(&cid, n, false);
-            }
+            self.send_stop_signal(&cid);
         }
         let deadline = Instant::now() + Duration::from_secs(u64::from(grace));
         while !self.runs.is_empty() && Instant::now() < deadline {
